@@ -1,0 +1,299 @@
+"""The seed pipeline: pyannote.audio's SpeakerDiarization on local weights.
+
+pyannote/segmentation (2022.07) on 5 s windows every 0.5 s, ECAPA-TDNN embeddings
+of each (window, local speaker) pair, agglomerative clustering, with the published
+pyannote/speaker-diarization@2.1 hyper-parameters. This module is the only one that
+imports torch, pyannote and speechbrain for it; it never touches the network.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from pyannote.audio import Model
+from pyannote.audio.core.io import Audio
+from pyannote.audio.pipelines import SpeakerDiarization
+from pyannote.audio.pipelines.clustering import AgglomerativeClustering
+from pyannote.audio.pipelines.speaker_verification import SpeechBrainPretrainedSpeakerEmbedding
+from pyannote.core import Annotation, SlidingWindowFeature
+
+from diarization.schema import RawDiarization, SpeakerCount, Turn, WindowEmbeddings
+from diarization.weights import ECAPA_FILES, FETCH_COMMAND, WeightsError, WeightsLayout
+
+logger = logging.getLogger(__name__)
+
+#: pyannote/speaker-diarization@2.1's tuned hyper-parameters.
+HYPERPARAMETERS = {
+    "segmentation": {"threshold": 0.4442333667381752, "min_duration_off": 0.5817029604921046},
+    "clustering": {"method": "centroid", "threshold": 0.7153814381597874, "min_cluster_size": 15},
+}
+#: Window step as a fraction of the 5 s window (0.5 s), as in 2.1.
+SEGMENTATION_STEP = 0.1
+BATCH_SIZE = 32
+
+Progress = Callable[[str, float], None]
+
+
+def pick_device(name: str | None = None) -> torch.device:
+    """`name` as a torch device; None picks the first GPU when there is one, else the CPU."""
+    if name:
+        return torch.device(name)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+class LocalSpeechBrainEmbedding(SpeechBrainPretrainedSpeakerEmbedding):
+    """pyannote's SpeechBrain ECAPA wrapper, loaded from a local folder only.
+
+    pyannote's own loader resolves `pretrained_path` from hyperparams.yaml (a hub id
+    in the published file) and links files into a shared cache whose stale links
+    survive a change of folder. This one points `pretrained_path` at the folder and
+    reads the files where they are.
+    """
+
+    def __init__(self, folder: Path, device: torch.device):
+        # Skip the parent's __init__: it would load from the hub. Set what it sets.
+        super(SpeechBrainPretrainedSpeakerEmbedding, self).__init__()
+        self.embedding = str(folder)
+        self.revision = None
+        self.use_auth_token = None
+        self.device = device
+        self.classifier_ = self._load(device)
+
+    def _load(self, device: torch.device):
+        from speechbrain.inference.speaker import EncoderClassifier
+        from speechbrain.utils.fetching import LocalStrategy
+
+        folder = Path(self.embedding)
+        return EncoderClassifier.from_hparams(
+            source=str(folder),
+            savedir=str(folder),
+            overrides={"pretrained_path": str(folder)},
+            local_strategy=LocalStrategy.NO_LINK,
+            run_opts={"device": device},
+        )
+
+    def to(self, device: torch.device):
+        if device == self.device:
+            return self
+        self.classifier_ = self._load(device)
+        self.device = device
+        return self
+
+
+class _SpeakerDiarization(SpeakerDiarization):
+    """SpeakerDiarization built from loaded models instead of hub ids."""
+
+    def __init__(self, segmentation: Model, embedding: LocalSpeechBrainEmbedding):
+        # The parent loads its embedding model from a string; oracle clustering is the
+        # one mode in which it loads none. Install ours and the real clustering after.
+        super().__init__(
+            segmentation=segmentation,
+            segmentation_step=SEGMENTATION_STEP,
+            embedding=embedding.embedding,
+            embedding_exclude_overlap=True,
+            clustering="OracleClustering",
+            embedding_batch_size=BATCH_SIZE,
+            segmentation_batch_size=BATCH_SIZE,
+        )
+        self.klustering = "AgglomerativeClustering"
+        self._embedding = embedding
+        self._audio = Audio(sample_rate=embedding.sample_rate, mono="downmix")
+        self.clustering = AgglomerativeClustering(metric=embedding.metric)
+
+
+def _check_checkpoint(path: Path) -> None:
+    try:
+        torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # any unpickling or zip error means a damaged file
+        raise WeightsError(
+            f"weight file {path} is unreadable ({type(e).__name__}: {e}); "
+            f"fetch it again with `{FETCH_COMMAND}`"
+        ) from e
+
+
+def load_models(layout: WeightsLayout, device: torch.device) -> SpeakerDiarization:
+    """Load both models from `layout` and build the pyannote pipeline on `device`.
+
+    Raises:
+        WeightsError: a file is missing or unreadable; the message names it.
+    """
+    layout.check()
+    from pyannote.audio.core.task import Problem, Resolution, Specifications
+
+    # torch >= 2.6 loads weights only; pyannote checkpoints pickle these classes.
+    torch.serialization.add_safe_globals([Specifications, Problem, Resolution])
+    for name in ECAPA_FILES:
+        if name.endswith(".ckpt"):
+            _check_checkpoint(layout.embedding / name)
+    _quiet_loggers("lightning", "lightning.pytorch", "lightning_fabric", "pytorch_lightning")
+    printed = io.StringIO()
+    # pyannote prints "Model was trained with pyannote.audio 0.0.1 ..." for the
+    # 2022.07 checkpoint, and torchaudio warns about its own deprecations: expected
+    # and harmless here, so they go to the debug log instead of the user's console.
+    with warnings.catch_warnings(), contextlib.redirect_stdout(printed):
+        warnings.simplefilter("ignore")
+        try:
+            segmentation = Model.from_pretrained(str(layout.segmentation), map_location=device)
+        except Exception as e:
+            raise WeightsError(
+                f"weight file {layout.segmentation} is unreadable "
+                f"({type(e).__name__}: {e}); fetch it again with `{FETCH_COMMAND}`"
+            ) from e
+        try:
+            embedding = LocalSpeechBrainEmbedding(layout.embedding, device)
+        except Exception as e:
+            raise WeightsError(
+                f"could not load the ECAPA model in {layout.embedding} "
+                f"({type(e).__name__}: {e}); fetch it again with `{FETCH_COMMAND}`"
+            ) from e
+        pipeline = _SpeakerDiarization(segmentation, embedding)
+        pipeline.instantiate(HYPERPARAMETERS)
+        pipeline.to(device)
+    if printed.getvalue():
+        logger.debug("while loading: %s", printed.getvalue().strip())
+    return pipeline
+
+
+def _quiet_loggers(*names: str) -> None:
+    for name in names:
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+class PyannotePipeline:
+    """Runs the seed pipeline on a waveform and returns what post-processing needs."""
+
+    name = "pyannote"
+    embedding_model = "speechbrain/spkrec-ecapa-voxceleb"
+
+    def __init__(self, pipeline: SpeakerDiarization):
+        self._pipeline = pipeline
+
+    @classmethod
+    def load(cls, layout: WeightsLayout, device: torch.device | None = None) -> PyannotePipeline:
+        """Load from a weights folder; `device` defaults to `pick_device()`."""
+        return cls(load_models(layout, device or pick_device()))
+
+    @property
+    def device(self) -> torch.device:
+        """Where the models run."""
+        return self._pipeline.device
+
+    def __call__(
+        self,
+        waveform: np.ndarray,
+        sample_rate: int,
+        speakers: SpeakerCount = SpeakerCount(),
+        progress: Progress | None = None,
+    ) -> RawDiarization:
+        """Diarize a mono float32 waveform held in memory.
+
+        Args:
+            waveform: (num_samples,) mono samples.
+            sample_rate: samples per second of `waveform`.
+            speakers: known number or bounds of speakers.
+            progress: called as progress(stage, fraction_done) while it runs.
+        """
+        captured: dict[str, object] = {}
+        timer = _StageTimer(progress)
+
+        def hook(step, artifact, file=None, total=None, completed=None):
+            if step in ("segmentation", "embeddings") and total is None:
+                captured[step] = artifact
+            timer(step, completed, total)
+
+        file = {
+            "waveform": torch.from_numpy(np.require(waveform, np.float32, ["C", "W"]))[None],
+            "sample_rate": sample_rate,
+            "uri": "audio",
+        }
+        with torch.inference_mode(), warnings.catch_warnings():
+            # pyannote warns when the count it finds is outside the bounds asked
+            # for (too little audio); the result still says how many it found.
+            warnings.simplefilter("ignore", UserWarning)
+            annotation, centroids = self._pipeline(
+                file,
+                num_speakers=speakers.num_speakers,
+                min_speakers=speakers.min_speakers,
+                max_speakers=speakers.max_speakers,
+                return_embeddings=True,
+                hook=hook,
+            )
+        timer.finish()
+        return _raw_result(
+            annotation, centroids, captured, len(waveform) / sample_rate, self._dimension()
+        )
+
+    def _dimension(self) -> int:
+        return int(self._pipeline._embedding.dimension)
+
+
+def _raw_result(
+    annotation: Annotation,
+    centroids: np.ndarray,
+    captured: dict[str, object],
+    duration: float,
+    dimension: int,
+) -> RawDiarization:
+    turns = [
+        Turn(float(segment.start), float(segment.end), str(label))
+        for segment, _, label in annotation.itertracks(yield_label=True)
+    ]
+    segmentations = captured.get("segmentation")
+    embeddings = captured.get("embeddings")
+    if isinstance(segmentations, SlidingWindowFeature) and isinstance(embeddings, np.ndarray):
+        window = segmentations.sliding_window
+        starts = np.array([window[i].start for i in range(len(embeddings))], dtype=np.float64)
+        windows = WindowEmbeddings(starts, float(window.duration), embeddings)
+    else:  # no speech at all: pyannote stops before the embeddings
+        windows = WindowEmbeddings(np.zeros(0), 0.0, np.zeros((0, 1, dimension)))
+    labels = annotation.labels()
+    return RawDiarization(
+        turns=turns,
+        windows=windows,
+        centroids={label: np.asarray(centroids[k]) for k, label in enumerate(labels)},
+        duration=duration,
+    )
+
+
+class _StageTimer:
+    """Turns pyannote's hook calls into one timing log line per stage, and progress calls.
+
+    pyannote calls the hook with `total` while a stage runs and without it once the
+    stage is done; a stage's time runs from the end of the previous one.
+    """
+
+    # pyannote reports clustering (which it does not hook) under its next step.
+    _NAMES = {"discrete_diarization": "clustering"}
+
+    def __init__(self, progress: Progress | None):
+        self._progress = progress
+        self._mark = time.perf_counter()
+        self.seconds: dict[str, float] = {}
+
+    def __call__(self, stage: str, completed: int | None, total: int | None) -> None:
+        stage = self._NAMES.get(stage, stage)
+        if total is not None:
+            if self._progress is not None and total:
+                self._progress(stage, (completed or 0) / total)
+            return
+        self._lap(stage)
+        if self._progress is not None:
+            self._progress(stage, 1.0)
+
+    def _lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + now - self._mark
+        logger.info("stage %s: %.2f s", stage, now - self._mark)
+        self._mark = now
+
+    def finish(self) -> None:
+        """Close the last stage (building the annotation)."""
+        self._lap("annotation")

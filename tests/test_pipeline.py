@@ -1,0 +1,202 @@
+"""The seed pipeline end to end: real loading code and real pyannote on random weights."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from conftest import ROOT, shared_file, write_wav
+
+from diarization import AudioDecodeError, Diarizer, SpeakerCount, WeightsError
+from diarization.pyannote_pipeline import BATCH_SIZE, HYPERPARAMETERS, PyannotePipeline
+from diarization.weights import FETCH_COMMAND
+
+TIMESTAMP = re.compile(r"^\d+:\d\d:\d\d\.\d{6}$")
+
+
+def parse_timestamp(text: str) -> float:
+    hours, minutes, seconds = text.split(":")
+    return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+
+
+def check_output_shape(output: dict, duration: float) -> None:
+    """The reference output.json shape, and the invariants every answer keeps."""
+    assert list(output) == ["segments", "speakers"]
+    assert list(output["speakers"]) == ["count", "labels", "embeddings"]
+    labels = output["speakers"]["labels"]
+    assert output["speakers"]["count"] == len(labels)
+    assert list(output["speakers"]["embeddings"]) == labels
+    for vector in output["speakers"]["embeddings"].values():
+        assert len(vector) == 192 and all(np.isfinite(vector))
+    starts = []
+    for segment in output["segments"]:
+        assert list(segment) == ["speaker", "start", "stop"]
+        assert segment["speaker"] in labels
+        assert TIMESTAMP.match(segment["start"]) and TIMESTAMP.match(segment["stop"])
+        start, stop = parse_timestamp(segment["start"]), parse_timestamp(segment["stop"])
+        assert 0 <= start < stop <= duration + 1e-6
+        starts.append(start)
+    assert starts == sorted(starts)
+    first_seen = list(dict.fromkeys(s["speaker"] for s in output["segments"]))
+    assert first_seen == labels
+
+
+def test_loads_both_models_from_the_published_layouts(diarizer):
+    pipeline = diarizer.pipeline._pipeline
+    specs = pipeline._segmentation.model.specifications
+    assert (specs.duration, len(specs.classes), specs.powerset) == (5.0, 3, False)
+    assert pipeline._embedding.dimension == 192
+    assert pipeline.parameters(instantiated=True) == HYPERPARAMETERS
+    assert pipeline.embedding_exclude_overlap is True
+    assert pipeline.segmentation_step == 0.1
+    assert pipeline._segmentation.batch_size == pipeline.embedding_batch_size == BATCH_SIZE
+    assert diarizer.pipeline.device == torch.device("cpu")
+
+
+def test_diarizes_a_stereo_recording_end_to_end(diarizer):
+    audio = shared_file("real/fw_stereo_diarization.wav")
+    output = diarizer.diarize(audio).to_dict()
+    check_output_shape(output, duration=5.0)
+    # Random weights find speech everywhere: at least one speaker survives the rules.
+    assert output["speakers"]["count"] >= 1
+
+
+def test_raw_result_carries_windows_and_centroids(diarizer):
+    waveform = np.random.default_rng(0).normal(0, 0.1, 6 * 16000).astype(np.float32)
+    raw = diarizer.pipeline(waveform, 16000, SpeakerCount(num_speakers=2))
+    # 5 s windows every 0.5 s over 6 s of audio: starts 0.0, 0.5, 1.0 (and a padded last one).
+    assert raw.windows.duration == 5.0
+    np.testing.assert_allclose(raw.windows.starts[:3], [0.0, 0.5, 1.0])
+    assert raw.windows.embeddings.shape[1:] == (3, 192)
+    assert raw.duration == 6.0
+    # num_speakers=2 forces two clusters, each with a 192-d centroid.
+    assert sorted(raw.centroids) == ["SPEAKER_00", "SPEAKER_01"]
+    assert {t.speaker for t in raw.turns} <= set(raw.centroids)
+    assert all(c.shape == (192,) for c in raw.centroids.values())
+
+
+@pytest.mark.parametrize("count", [SpeakerCount(num_speakers=1), SpeakerCount(max_speakers=1)])
+def test_one_speaker_requested_gives_one_speaker(diarizer, count):
+    waveform = np.random.default_rng(1).normal(0, 0.1, 6 * 16000).astype(np.float32)
+    result = diarizer.diarize_waveform(waveform, 16000, count)
+    assert result.labels == ["A"]
+    assert len(result.embeddings["A"]) == 192
+
+
+@pytest.fixture
+def silent_weights(weights_copy):
+    """Weights whose segmentation model never detects a speaker (bias far below 0)."""
+    path = weights_copy.segmentation
+    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    checkpoint["state_dict"]["classifier.bias"].fill_(-30.0)
+    torch.save(checkpoint, path)
+    return weights_copy
+
+
+def test_no_speech_gives_a_valid_empty_result(silent_weights, tmp_path):
+    diarizer = Diarizer.load(silent_weights, device="cpu")
+    audio = write_wav(
+        tmp_path / "tone.wav", 0.3 * np.sin(np.arange(48000) / 16000 * 2 * np.pi * 220)
+    )
+    output = diarizer.diarize(audio).to_dict()
+    assert output == {"segments": [], "speakers": {"count": 0, "labels": [], "embeddings": {}}}
+
+
+@pytest.mark.parametrize(
+    "relative",
+    [
+        "pyannote-segmentation/pytorch_model.bin",
+        "speechbrain-spkrec-ecapa-voxceleb/hyperparams.yaml",
+    ],
+)
+def test_missing_weight_file_is_named(weights_copy, relative):
+    (weights_copy.root / relative).unlink()
+    with pytest.raises(WeightsError) as error:
+        PyannotePipeline.load(weights_copy, torch.device("cpu"))
+    assert str(weights_copy.root / relative) in str(error.value)
+    assert FETCH_COMMAND in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "relative",
+    [
+        "pyannote-segmentation/pytorch_model.bin",
+        "speechbrain-spkrec-ecapa-voxceleb/embedding_model.ckpt",
+    ],
+)
+def test_corrupt_weight_file_is_named(weights_copy, relative):
+    path = weights_copy.root / relative
+    path.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(WeightsError) as error:
+        PyannotePipeline.load(weights_copy, torch.device("cpu"))
+    assert str(path) in str(error.value)
+
+
+def test_never_opens_a_network_connection(random_weights, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"network access attempted: {args}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    diarizer = Diarizer.load(random_weights, device="cpu")
+    waveform = np.random.default_rng(2).normal(0, 0.1, 5 * 16000).astype(np.float32)
+    assert diarizer.diarize_waveform(waveform).labels
+
+
+def test_undecodable_input_is_a_clear_error(diarizer, tmp_path):
+    text = tmp_path / "notes.txt"
+    text.write_text("this is not audio\n" * 20)
+    with pytest.raises(AudioDecodeError, match="notes.txt"):
+        diarizer.diarize(text)
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "diarization", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_cli_writes_output_json(random_weights, tmp_path):
+    audio = shared_file("real/fw_stereo_diarization.wav")
+    out = tmp_path / "result.json"
+    done = run_cli(
+        str(audio), "-o", str(out), "--weights", str(random_weights.root), "--device", "cpu"
+    )
+    assert done.returncode == 0, done.stderr
+    output = json.loads(out.read_text())
+    check_output_shape(output, duration=5.0)
+    assert f"wrote {out}" in done.stdout
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["--min-speakers", "3", "--max-speakers", "2"],
+            "min_speakers (3) is larger than max_speakers (2)",
+        ),
+        (["--num-speakers", "0"], "num_speakers must be between 1 and 50, got 0"),
+    ],
+)
+def test_cli_rejects_contradictory_speaker_counts(random_weights, args, message):
+    audio = shared_file("real/fw_stereo_diarization.wav")
+    done = run_cli(str(audio), "--weights", str(random_weights.root), *args)
+    assert done.returncode == 2
+    assert message in done.stderr
+
+
+def test_cli_reports_missing_weights(tmp_path):
+    audio = shared_file("real/fw_stereo_diarization.wav")
+    done = run_cli(str(audio), "--weights", str(tmp_path / "nowhere"))
+    assert done.returncode == 1
+    assert "missing weight file" in done.stderr and FETCH_COMMAND in done.stderr
