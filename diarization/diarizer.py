@@ -44,6 +44,9 @@ class Diarizer:
         Raises:
             WeightsError: a weight file is missing or unreadable.
         """
+        # The service reads local files only; make any stray hub lookup fail fast
+        # instead of hanging. huggingface_hub reads this when first imported, below.
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
         # Imported here so that `import diarization` stays free of torch.
         from diarization.pyannote_pipeline import PyannotePipeline, pick_device
 

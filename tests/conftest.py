@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import wave
 from pathlib import Path
@@ -11,6 +12,35 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
+
+TIMESTAMP = re.compile(r"^\d+:\d\d:\d\d\.\d{6}$")
+
+
+def parse_timestamp(text: str) -> float:
+    hours, minutes, seconds = text.split(":")
+    return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+
+
+def check_output_shape(output: dict, duration: float) -> None:
+    """The reference output.json shape, and the invariants every answer keeps."""
+    assert list(output) == ["segments", "speakers"]
+    assert list(output["speakers"]) == ["count", "labels", "embeddings"]
+    labels = output["speakers"]["labels"]
+    assert output["speakers"]["count"] == len(labels)
+    assert list(output["speakers"]["embeddings"]) == labels
+    for vector in output["speakers"]["embeddings"].values():
+        assert len(vector) == 192 and all(np.isfinite(vector))
+    starts = []
+    for segment in output["segments"]:
+        assert list(segment) == ["speaker", "start", "stop"]
+        assert segment["speaker"] in labels
+        assert TIMESTAMP.match(segment["start"]) and TIMESTAMP.match(segment["stop"])
+        start, stop = parse_timestamp(segment["start"]), parse_timestamp(segment["stop"])
+        assert 0 <= start < stop <= duration + 1e-6
+        starts.append(start)
+    assert starts == sorted(starts)
+    first_seen = list(dict.fromkeys(s["speaker"] for s in output["segments"]))
+    assert first_seen == labels
 
 
 def write_wav(path: Path, samples: np.ndarray, sample_rate: int = 16000) -> Path:

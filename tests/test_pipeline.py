@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import socket
 import subprocess
 import sys
@@ -11,40 +10,11 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, shared_file, write_wav
 
+from conftest import ROOT, check_output_shape, shared_file, write_wav
 from diarization import AudioDecodeError, Diarizer, SpeakerCount, WeightsError
 from diarization.pyannote_pipeline import BATCH_SIZE, HYPERPARAMETERS, PyannotePipeline
 from diarization.weights import FETCH_COMMAND
-
-TIMESTAMP = re.compile(r"^\d+:\d\d:\d\d\.\d{6}$")
-
-
-def parse_timestamp(text: str) -> float:
-    hours, minutes, seconds = text.split(":")
-    return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
-
-
-def check_output_shape(output: dict, duration: float) -> None:
-    """The reference output.json shape, and the invariants every answer keeps."""
-    assert list(output) == ["segments", "speakers"]
-    assert list(output["speakers"]) == ["count", "labels", "embeddings"]
-    labels = output["speakers"]["labels"]
-    assert output["speakers"]["count"] == len(labels)
-    assert list(output["speakers"]["embeddings"]) == labels
-    for vector in output["speakers"]["embeddings"].values():
-        assert len(vector) == 192 and all(np.isfinite(vector))
-    starts = []
-    for segment in output["segments"]:
-        assert list(segment) == ["speaker", "start", "stop"]
-        assert segment["speaker"] in labels
-        assert TIMESTAMP.match(segment["start"]) and TIMESTAMP.match(segment["stop"])
-        start, stop = parse_timestamp(segment["start"]), parse_timestamp(segment["stop"])
-        assert 0 <= start < stop <= duration + 1e-6
-        starts.append(start)
-    assert starts == sorted(starts)
-    first_seen = list(dict.fromkeys(s["speaker"] for s in output["segments"]))
-    assert first_seen == labels
 
 
 def test_loads_both_models_from_the_published_layouts(diarizer):
