@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import math
 import time
 import warnings
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from pyannote.audio import Model
 from pyannote.audio.core.io import Audio
 from pyannote.audio.pipelines import SpeakerDiarization
@@ -88,8 +90,8 @@ class LocalSpeechBrainEmbedding(SpeechBrainPretrainedSpeakerEmbedding):
         return self
 
 
-class _SpeakerDiarization(SpeakerDiarization):
-    """SpeakerDiarization built from loaded models instead of hub ids."""
+class StockSpeakerDiarization(SpeakerDiarization):
+    """pyannote's SpeakerDiarization, unchanged, built from loaded models instead of hub ids."""
 
     def __init__(self, segmentation: Model, embedding: LocalSpeechBrainEmbedding):
         # The parent loads its embedding model from a string; oracle clustering is the
@@ -109,6 +111,78 @@ class _SpeakerDiarization(SpeakerDiarization):
         self.clustering = AgglomerativeClustering(metric=embedding.metric)
 
 
+class FastSpeakerDiarization(StockSpeakerDiarization):
+    """The same pipeline with a faster embedding stage and the same answer.
+
+    Stock pyannote embeds every (window, local speaker) pair in window order and
+    throws away the embeddings of pairs with too little speech afterwards. Here
+    those pairs get their NaN without running the model, and the others are
+    embedded in batches of similar speech length, so that little of each batch is
+    padding. Every pair's model input (its window's samples under its mask) is the
+    one stock pyannote builds; only the batch it shares the model with differs.
+    """
+
+    def get_embeddings(self, file, binary_segmentations, exclude_overlap=False, hook=None):
+        window = binary_segmentations.sliding_window
+        num_chunks, num_frames, local_speakers = binary_segmentations.data.shape
+        embedding = self._embedding
+        masks = _embedding_masks(
+            binary_segmentations.data, exclude_overlap, window.duration, embedding
+        )
+        # (num_chunks, local_speakers, num_frames)
+        num_samples = math.floor(window.duration * embedding.sample_rate)
+        speech = masks @ _samples_per_frame(num_frames, num_samples)
+        # (num_chunks, local_speakers) samples each pair's masked signal keeps
+        embeddings = np.full((num_chunks, local_speakers, embedding.dimension), np.nan, np.float32)
+        pairs = np.argwhere(speech >= embedding.min_num_samples)
+        pairs = pairs[np.argsort(speech[pairs[:, 0], pairs[:, 1]], kind="stable")]
+        batches = [
+            pairs[i : i + self.embedding_batch_size]
+            for i in range(0, len(pairs), self.embedding_batch_size)
+        ]
+        if hook is not None:
+            hook("embeddings", None, total=len(batches), completed=0)
+        for done, batch in enumerate(batches, 1):
+            waveforms = torch.vstack(
+                [
+                    self._audio.crop(file, window[c], duration=window.duration, mode="pad")[0][None]
+                    for c in batch[:, 0]
+                ]
+            )
+            # (batch_size, 1, num_samples)
+            mask_batch = torch.from_numpy(masks[batch[:, 0], batch[:, 1]])
+            # (batch_size, num_frames)
+            embeddings[batch[:, 0], batch[:, 1]] = embedding(waveforms, masks=mask_batch)
+            if hook is not None:
+                hook("embeddings", None, total=len(batches), completed=done)
+        return embeddings
+
+
+def _embedding_masks(binarized, exclude_overlap, duration, embedding) -> np.ndarray:
+    """Per (chunk, speaker) frame mask used for the embedding, as stock pyannote picks it:
+    the speaker's non-overlapped frames when there are enough of them, else all its frames.
+    """
+    masks = np.nan_to_num(binarized, nan=0.0).astype(np.float32)
+    # (num_chunks, num_frames, local_speakers)
+    if exclude_overlap:
+        num_frames = masks.shape[1]
+        num_samples = duration * embedding.sample_rate
+        min_num_frames = math.ceil(num_frames * embedding.min_num_samples / num_samples)
+        clean = masks * (np.sum(masks, axis=2, keepdims=True) < 2)
+        enough = np.sum(clean, axis=1, keepdims=True) > min_num_frames
+        masks = np.where(enough, clean, masks)
+    return np.ascontiguousarray(masks.transpose(0, 2, 1))
+
+
+def _samples_per_frame(num_frames: int, num_samples: int) -> np.ndarray:
+    """How many waveform samples each mask frame covers under the nearest-neighbour
+    upsampling that pyannote's SpeechBrain wrapper applies to masks."""
+    index = F.interpolate(
+        torch.arange(num_frames, dtype=torch.float32)[None, None], size=num_samples, mode="nearest"
+    )
+    return np.bincount(index.long().flatten().numpy(), minlength=num_frames).astype(np.float32)
+
+
 def _check_checkpoint(path: Path) -> None:
     try:
         torch.load(path, map_location="cpu", weights_only=True)
@@ -119,8 +193,12 @@ def _check_checkpoint(path: Path) -> None:
         ) from e
 
 
-def load_models(layout: WeightsLayout, device: torch.device) -> SpeakerDiarization:
+def load_models(
+    layout: WeightsLayout, device: torch.device, stock: bool = False
+) -> SpeakerDiarization:
     """Load both models from `layout` and build the pyannote pipeline on `device`.
+
+    `stock=True` keeps pyannote's own embedding stage (for side-by-side benchmarks).
 
     Raises:
         WeightsError: a file is missing or unreadable; the message names it.
@@ -154,7 +232,8 @@ def load_models(layout: WeightsLayout, device: torch.device) -> SpeakerDiarizati
                 f"could not load the ECAPA model in {layout.embedding} "
                 f"({type(e).__name__}: {e}); fetch it again with `{FETCH_COMMAND}`"
             ) from e
-        pipeline = _SpeakerDiarization(segmentation, embedding)
+        kind = StockSpeakerDiarization if stock else FastSpeakerDiarization
+        pipeline = kind(segmentation, embedding)
         pipeline.instantiate(HYPERPARAMETERS)
         pipeline.to(device)
     if printed.getvalue():

@@ -10,10 +10,16 @@ import sys
 import numpy as np
 import pytest
 import torch
+from pyannote.audio.utils.signal import binarize
 
 from conftest import ROOT, check_output_shape, shared_file, write_wav
 from diarization import AudioDecodeError, Diarizer, SpeakerCount, WeightsError
-from diarization.pyannote_pipeline import BATCH_SIZE, HYPERPARAMETERS, PyannotePipeline
+from diarization.pyannote_pipeline import (
+    BATCH_SIZE,
+    HYPERPARAMETERS,
+    PyannotePipeline,
+    load_models,
+)
 from diarization.weights import FETCH_COMMAND
 
 
@@ -170,3 +176,44 @@ def test_cli_reports_missing_weights(tmp_path):
     done = run_cli(str(audio), "--weights", str(tmp_path / "nowhere"))
     assert done.returncode == 1
     assert "missing weight file" in done.stderr and FETCH_COMMAND in done.stderr
+
+
+@pytest.fixture
+def two_speaker_weights(weights_copy):
+    """Weights whose segmentation model never activates its third local speaker."""
+    path = weights_copy.segmentation
+    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    checkpoint["state_dict"]["classifier.bias"][2] = -30.0
+    torch.save(checkpoint, path)
+    return weights_copy
+
+
+def test_fast_embedding_stage_matches_stock_and_skips_inactive_pairs(
+    two_speaker_weights, monkeypatch
+):
+    stock = load_models(two_speaker_weights, torch.device("cpu"), stock=True)
+    fast = load_models(two_speaker_weights, torch.device("cpu"))
+    waveform = np.random.default_rng(3).normal(0, 0.1, 6 * 16000).astype(np.float32)
+    file = {"waveform": torch.from_numpy(waveform)[None], "sample_rate": 16000, "uri": "x"}
+    embedded = []
+    model = fast._embedding
+    original = type(model).__call__
+    monkeypatch.setattr(
+        type(model),
+        "__call__",
+        lambda self, waveforms, masks=None: (
+            embedded.append(len(waveforms)) or original(self, waveforms, masks=masks)
+        ),
+    )
+    with torch.inference_mode():
+        scores = fast.get_segmentations(file)
+        binarized = binarize(scores, onset=fast.segmentation.threshold, initial_state=False)
+        got = fast.get_embeddings(file, binarized, exclude_overlap=True)
+        monkeypatch.undo()
+        expected = stock.get_embeddings(file, binarized, exclude_overlap=True)
+    # (num_chunks, 3, 192): the third local speaker is never active
+    assert np.isnan(got[:, 2]).all() and np.isnan(expected[:, 2]).all()
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+    # the model saw only the pairs that get an embedding
+    assert sum(embedded) == int((~np.isnan(got[:, :, 0])).sum()) < got.shape[0] * 3
