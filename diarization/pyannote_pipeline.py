@@ -40,6 +40,12 @@ HYPERPARAMETERS = {
 #: Window step as a fraction of the 5 s window (0.5 s), as in 2.1.
 SEGMENTATION_STEP = 0.1
 BATCH_SIZE = 32
+#: Most embeddings the agglomerative clustering builds its dendrogram from. Its
+#: pairwise distances grow with the square of this (12000 -> 0.6 GB); past it,
+#: evenly spaced embeddings build the dendrogram and every embedding is still
+#: assigned to its nearest centroid. 12000 active (window, speaker) pairs is about
+#: 1.5 h of two-party conversation, so shorter recordings are clustered exactly.
+MAX_CLUSTERED_EMBEDDINGS = 12000
 
 Progress = Callable[[str, float], None]
 
@@ -111,6 +117,28 @@ class StockSpeakerDiarization(SpeakerDiarization):
         self.clustering = AgglomerativeClustering(metric=embedding.metric)
 
 
+class BoundedAgglomerativeClustering(AgglomerativeClustering):
+    """pyannote's agglomerative clustering with its memory bounded on long audio.
+
+    pyannote can cap the embeddings it clusters (`max_num_embeddings`) but picks
+    them with an unseeded shuffle; here the pick is evenly spaced in time, so the
+    same input always gives the same answer and every part of the recording is seen.
+    """
+
+    def __init__(self, metric: str = "cosine", max_num_embeddings: int = MAX_CLUSTERED_EMBEDDINGS):
+        super().__init__(metric=metric, max_num_embeddings=max_num_embeddings)
+
+    def filter_embeddings(self, embeddings, segmentations=None):
+        active = np.sum(segmentations.data, axis=1) > 0
+        valid = ~np.any(np.isnan(embeddings), axis=2)
+        chunk_idx, speaker_idx = np.where(active & valid)
+        # (num_embeddings,) each
+        if len(chunk_idx) > self.max_num_embeddings:
+            keep = np.unique(np.linspace(0, len(chunk_idx) - 1, self.max_num_embeddings).round())
+            chunk_idx, speaker_idx = chunk_idx[keep.astype(int)], speaker_idx[keep.astype(int)]
+        return embeddings[chunk_idx, speaker_idx], chunk_idx, speaker_idx
+
+
 class FastSpeakerDiarization(StockSpeakerDiarization):
     """The same pipeline with a faster embedding stage and the same answer.
 
@@ -120,7 +148,12 @@ class FastSpeakerDiarization(StockSpeakerDiarization):
     embedded in batches of similar speech length, so that little of each batch is
     padding. Every pair's model input (its window's samples under its mask) is the
     one stock pyannote builds; only the batch it shares the model with differs.
+    The clustering's memory is bounded (see `BoundedAgglomerativeClustering`).
     """
+
+    def __init__(self, segmentation: Model, embedding: LocalSpeechBrainEmbedding):
+        super().__init__(segmentation, embedding)
+        self.clustering = BoundedAgglomerativeClustering(metric=embedding.metric)
 
     def get_embeddings(self, file, binary_segmentations, exclude_overlap=False, hook=None):
         window = binary_segmentations.sliding_window

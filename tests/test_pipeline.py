@@ -217,3 +217,28 @@ def test_fast_embedding_stage_matches_stock_and_skips_inactive_pairs(
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
     # the model saw only the pairs that get an embedding
     assert sum(embedded) == int((~np.isnan(got[:, :, 0])).sum()) < got.shape[0] * 3
+
+
+def test_clustering_is_bounded_and_deterministic_on_many_embeddings():
+    from pyannote.core import SlidingWindow, SlidingWindowFeature
+
+    from diarization.pyannote_pipeline import BoundedAgglomerativeClustering
+
+    rng = np.random.default_rng(4)
+    centers = rng.normal(size=(3, 16))
+    # 400 windows x 2 active local speakers, drawn around three speakers
+    embeddings = centers[rng.integers(0, 3, (400, 2))] + 0.05 * rng.normal(size=(400, 2, 16))
+    embeddings = np.concatenate([embeddings, np.full((400, 1, 16), np.nan)], axis=1)
+    activity = np.zeros((400, 10, 3))
+    activity[:, :, :2] = 1
+    segmentations = SlidingWindowFeature(activity, SlidingWindow(start=0, step=0.5, duration=5))
+    clustering = BoundedAgglomerativeClustering(max_num_embeddings=100)
+    clustering.instantiate({"method": "centroid", "threshold": 0.7, "min_cluster_size": 5})
+    kept, chunks, speakers = clustering.filter_embeddings(embeddings, segmentations)
+    assert len(kept) == 100
+    assert chunks[0] == 0 and chunks[-1] == 399  # evenly spread over the whole recording
+    first = clustering(embeddings=embeddings.copy(), segmentations=segmentations)[0]
+    second = clustering(embeddings=embeddings.copy(), segmentations=segmentations)[0]
+    np.testing.assert_array_equal(first, second)
+    # every active embedding is assigned, and the three speakers are found
+    assert len(np.unique(first[:, :2])) == 3
