@@ -287,6 +287,8 @@ class PyannotePipeline:
 
     def __init__(self, pipeline: SpeakerDiarization):
         self._pipeline = pipeline
+        #: Wall seconds of each stage of the last call.
+        self.last_stage_seconds: dict[str, float] = {}
 
     @classmethod
     def load(cls, layout: WeightsLayout, device: torch.device | None = None) -> PyannotePipeline:
@@ -339,6 +341,7 @@ class PyannotePipeline:
                 hook=hook,
             )
         timer.finish()
+        self.last_stage_seconds = dict(timer.seconds)
         return _raw_result(
             annotation, centroids, captured, len(waveform) / sample_rate, self._dimension()
         )

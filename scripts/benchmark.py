@@ -1,0 +1,249 @@
+"""Benchmark: stock pyannote.audio against this project's pipeline, side by side.
+
+Builds a multi-speaker conversation from the real single-speaker utterances in
+../shared/data/speakers, then runs, on the same weights and in separate child
+processes (so that each peak RSS is its own):
+
+  (a) stock  pyannote.audio SpeakerDiarization called as the reference model calls
+             it: a file path, the 2.1 hyper-parameters, batch size 32;
+  (b) ours   ffmpeg decode in memory, the fast embedding stage, bounded clustering,
+             post-processing.
+
+It prints per-stage wall times, the real-time factor, peak RSS (and peak GPU memory
+on a GPU), the speedup a / b and the DER of b against a. Real weights are used when
+weights/ holds them, random weights in the real formats otherwise (random weights
+find every local speaker active everywhere: the worst case for the embedding stage).
+
+    python scripts/benchmark.py --minutes 2 10            # both pipelines
+    python scripts/benchmark.py --minutes 60 --only ours  # ours alone
+    python scripts/benchmark.py --clustering-scaling      # clustering cost, 1 h / 2 h / 4 h
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import wave
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+SPEAKERS = ROOT.parent / "shared" / "data" / "speakers"
+
+
+def build_conversation(minutes: float, path: Path, seed: int = 0) -> Path:
+    """Alternate utterances of four real speakers, 0.2-1.0 s apart, into a 16 kHz WAV."""
+    from diarization.audio import decode_audio
+
+    rng = np.random.default_rng(seed)
+    folders = sorted(p for p in SPEAKERS.iterdir() if p.is_dir())[:4]
+    utterances = [[decode_audio(f) for f in sorted(folder.iterdir())] for folder in folders]
+    total = int(minutes * 60 * 16000)
+    out = np.zeros(total, dtype=np.float32)
+    position, turn = 0, 0
+    while position < total:
+        speaker = turn % len(utterances) if rng.random() < 0.7 else rng.integers(len(utterances))
+        clip = utterances[speaker][rng.integers(len(utterances[speaker]))]
+        clip = clip[: total - position]
+        out[position : position + len(clip)] += clip
+        position += len(clip) + int(rng.uniform(0.2, 1.0) * 16000)
+        turn += 1
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes((np.clip(out, -1, 1) * 32767).astype("<i2").tobytes())
+    return path
+
+
+def run_child(variant: str, audio: Path, weights: Path, device: str) -> dict:
+    """Run one pipeline in this process and return its figures (called in a child)."""
+    import torch
+
+    from diarization.audio import decode_audio
+    from diarization.postprocess import postprocess
+    from diarization.pyannote_pipeline import PyannotePipeline, _StageTimer, load_models
+    from diarization.schema import RawDiarization, SpeakerCount, Turn
+    from diarization.weights import WeightsLayout
+
+    started = time.perf_counter()
+    pipeline = load_models(WeightsLayout(weights), torch.device(device), stock=variant == "stock")
+    load_s = time.perf_counter() - started
+    timer = _StageTimer(None)
+    stages: dict[str, float] = {}
+
+    def hook(step, artifact, file=None, total=None, completed=None):
+        timer(step, completed, total)
+
+    with torch.inference_mode():
+        if variant == "stock":
+            timer._mark = time.perf_counter()
+            annotation = pipeline({"audio": str(audio), "uri": "bench"}, hook=hook)
+            timer.finish()
+            stages.update(timer.seconds)
+            turns = [
+                Turn(float(s.start), float(s.end), str(label))
+                for s, _, label in annotation.itertracks(yield_label=True)
+            ]
+            with wave.open(str(audio)) as w:
+                duration = w.getnframes() / w.getframerate()
+            raw = RawDiarization(turns, _no_windows(), {}, duration)
+        else:
+            t = time.perf_counter()
+            waveform = decode_audio(audio)
+            stages["decode"] = time.perf_counter() - t
+            runner = PyannotePipeline(pipeline)
+            t = time.perf_counter()
+            raw = runner(waveform, 16000, SpeakerCount())
+            stages.update(runner.last_stage_seconds)
+    t = time.perf_counter()
+    centroids = {t.speaker: np.zeros(192) for t in raw.turns}
+    raw = RawDiarization(raw.turns, raw.windows, raw.centroids or centroids, raw.duration)
+    result = postprocess(raw)
+    stages["postprocess"] = time.perf_counter() - t
+    figures = {
+        "variant": variant,
+        "load_s": load_s,
+        "stages": stages,
+        "total_s": sum(stages.values()),
+        "audio_s": raw.duration,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "turns": [(t.start, t.end, t.speaker) for t in raw.turns],
+        "speakers": len(result.labels),
+    }
+    if device.startswith("cuda"):
+        figures["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    return figures
+
+
+def _no_windows():
+    from diarization.schema import WindowEmbeddings
+
+    return WindowEmbeddings(np.zeros(0), 5.0, np.zeros((0, 3, 192)))
+
+
+def der(reference: list, hypothesis: list) -> float:
+    """DER (collar 0, overlap scored) of `hypothesis` against `reference` turns."""
+    from pyannote.core import Annotation, Segment
+    from pyannote.metrics.diarization import DiarizationErrorRate
+
+    def annotation(turns):
+        a = Annotation()
+        for i, (start, end, label) in enumerate(turns):
+            a[Segment(start, end), i] = label
+        return a
+
+    return DiarizationErrorRate(collar=0.0)(annotation(reference), annotation(hypothesis))
+
+
+def clustering_scaling(hours: list[float]) -> None:
+    """Peak memory and time of the bounded clustering on 1 h / 2 h / 4 h of embeddings."""
+    for h in hours:
+        code = (
+            "import resource,time,numpy as np\n"
+            "from pyannote.core import SlidingWindow, SlidingWindowFeature\n"
+            "from diarization.pyannote_pipeline import BoundedAgglomerativeClustering as B\n"
+            f"n=int({h}*7200); rng=np.random.default_rng(0)\n"
+            "c=rng.normal(size=(4,192))\n"
+            "e=c[rng.integers(0,4,(n,3))]+0.3*rng.normal(size=(n,3,192))\n"
+            "e[:,2]=np.nan; s=np.zeros((n,10,3)); s[:,:,:2]=1\n"
+            "k=B(); k.instantiate({'method':'centroid','threshold':0.7153814381597874,"
+            "'min_cluster_size':15})\n"
+            "t=time.perf_counter(); hc=k(embeddings=e,"
+            "segmentations=SlidingWindowFeature(s,SlidingWindow(0,5,0.5)))[0]\n"
+            "print(n*2, round(time.perf_counter()-t,2), "
+            "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss//1024, len(np.unique(hc)))\n"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+        )
+        pairs, seconds, rss, clusters = out.stdout.split()
+        unbounded_gb = int(pairs) ** 2 / 2 * 8 / 2**30
+        print(
+            f"clustering {h:>4} h: {pairs} active pairs, {seconds} s, peak RSS {rss} MB, "
+            f"{clusters} clusters (unbounded pdist alone would need {unbounded_gb:.1f} GB)"
+        )
+
+
+def machine(device: str) -> str:
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    gpu = torch.cuda.get_device_name(0) if device.startswith("cuda") else "no GPU"
+    return f"{cpu}, {os.cpu_count()} CPUs, {gpu}, torch {torch.__version__}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, nargs="+", default=[2.0])
+    parser.add_argument("--only", choices=["stock", "ours"])
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--weights", type=Path)
+    parser.add_argument("--clustering-scaling", action="store_true")
+    parser.add_argument("--child", choices=["stock", "ours"], help=argparse.SUPPRESS)
+    parser.add_argument("--audio", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.child:
+        print(json.dumps(run_child(args.child, args.audio, args.weights, args.device)))
+        return
+    import torch
+
+    from diarization.weights import default_layout
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    work = Path(tempfile.mkdtemp(prefix="diarization-bench-"))
+    layout = default_layout() if args.weights is None else None
+    if args.weights:
+        weights, kind = args.weights, "given"
+    elif layout.is_complete():
+        weights, kind = layout.root, "real"
+    else:
+        from diarization.random_weights import write_random_weights
+
+        weights, kind = write_random_weights(work / "weights").root, "random"
+    print(f"machine: {machine(device)}")
+    print(f"device: {device}; weights: {kind} ({weights}); date: {time.strftime('%Y-%m-%d')}")
+    if args.clustering_scaling:
+        clustering_scaling([1, 2, 4])
+    variants = [args.only] if args.only else ["stock", "ours"]
+    for minutes in args.minutes if not args.clustering_scaling or args.only else []:
+        audio = build_conversation(minutes, work / f"conversation-{minutes:g}min.wav")
+        results = {}
+        for variant in variants:
+            command = [sys.executable, __file__, "--child", variant, "--audio", str(audio)]
+            command += ["--weights", str(weights), "--device", device]
+            done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+            if done.returncode != 0:
+                sys.exit(f"{variant} failed:\n{done.stderr[-3000:]}")
+            results[variant] = json.loads(done.stdout.strip().splitlines()[-1])
+        print(f"\n{minutes:g} min of audio ({len(variants)} pipeline(s))")
+        for variant, r in results.items():
+            stages = ", ".join(f"{k} {v:.2f}" for k, v in r["stages"].items())
+            gpu = f", peak GPU {r['peak_gpu_mb']:.0f} MB" if "peak_gpu_mb" in r else ""
+            print(
+                f"  {variant:5s} total {r['total_s']:.2f} s = {r['audio_s'] / r['total_s']:.1f}x "
+                f"real time; load {r['load_s']:.2f} s; peak RSS {r['peak_rss_mb']:.0f} MB{gpu}; "
+                f"{r['speakers']} speakers\n        stages (s): {stages}"
+            )
+        if len(results) == 2:
+            a, b = results["stock"], results["ours"]
+            same = a["turns"] == b["turns"]
+            print(
+                f"  speedup stock/ours: {a['total_s'] / b['total_s']:.2f}x; "
+                f"DER of ours against stock: {100 * der(a['turns'], b['turns']):.2f} %; "
+                f"identical segments and labels: {'yes' if same else 'no'}"
+            )
+
+
+if __name__ == "__main__":
+    main()
