@@ -149,11 +149,70 @@ class FastSpeakerDiarization(StockSpeakerDiarization):
     padding. Every pair's model input (its window's samples under its mask) is the
     one stock pyannote builds; only the batch it shares the model with differs.
     The clustering's memory is bounded (see `BoundedAgglomerativeClustering`).
+
+    Out of GPU memory, a stage retries with half the batch, down to one item,
+    then on the CPU for the rest of the call; each step logs a warning.
     """
 
     def __init__(self, segmentation: Model, embedding: LocalSpeechBrainEmbedding):
         super().__init__(segmentation, embedding)
         self.clustering = BoundedAgglomerativeClustering(metric=embedding.metric)
+
+    def apply(self, file, *args, **kwargs):
+        devices = (self._segmentation.device, self._embedding.device)
+        batch_size = self._segmentation.batch_size
+        try:
+            return super().apply(file, *args, **kwargs)
+        finally:
+            # undo this call's out-of-memory fallbacks for the next call
+            self._segmentation.batch_size = batch_size
+            if self._segmentation.device != devices[0]:
+                self._segmentation.to(devices[0])
+            if self._embedding.device != devices[1]:
+                self._embedding.to(devices[1])
+
+    def get_segmentations(self, file, hook=None):
+        inference = self._segmentation
+        while True:
+            try:
+                return super().get_segmentations(file, hook=hook)
+            except (MemoryError, torch.OutOfMemoryError):
+                # pyannote turns CUDA out-of-memory into MemoryError
+                _release_gpu_memory()
+                if inference.batch_size > 1:
+                    inference.batch_size //= 2
+                    logger.warning(
+                        "segmentation ran out of memory: retrying with batch size %d",
+                        inference.batch_size,
+                    )
+                elif inference.device.type != "cpu":
+                    logger.warning("segmentation ran out of memory: retrying on the CPU")
+                    inference.to(torch.device("cpu"))
+                else:
+                    raise
+
+    def _embed(self, waveforms: torch.Tensor, masks: torch.Tensor) -> np.ndarray:
+        """Embeddings of one batch, halving it (then moving to the CPU) when out of memory."""
+        try:
+            return self._embedding(waveforms, masks=masks)
+        except torch.OutOfMemoryError:
+            _release_gpu_memory()
+            if len(waveforms) > 1:
+                half = len(waveforms) // 2
+                logger.warning(
+                    "embeddings ran out of memory: retrying in batches of %d", len(waveforms) - half
+                )
+                return np.vstack(
+                    [
+                        self._embed(waveforms[:half], masks[:half]),
+                        self._embed(waveforms[half:], masks[half:]),
+                    ]
+                )
+            if self._embedding.device.type != "cpu":
+                logger.warning("embeddings ran out of memory: retrying on the CPU")
+                self._embedding.to(torch.device("cpu"))
+                return self._embed(waveforms, masks)
+            raise
 
     def get_embeddings(self, file, binary_segmentations, exclude_overlap=False, hook=None):
         window = binary_segmentations.sliding_window
@@ -185,10 +244,15 @@ class FastSpeakerDiarization(StockSpeakerDiarization):
             # (batch_size, 1, num_samples)
             mask_batch = torch.from_numpy(masks[batch[:, 0], batch[:, 1]])
             # (batch_size, num_frames)
-            embeddings[batch[:, 0], batch[:, 1]] = embedding(waveforms, masks=mask_batch)
+            embeddings[batch[:, 0], batch[:, 1]] = self._embed(waveforms, mask_batch)
             if hook is not None:
                 hook("embeddings", None, total=len(batches), completed=done)
         return embeddings
+
+
+def _release_gpu_memory() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def _embedding_masks(binarized, exclude_overlap, duration, embedding) -> np.ndarray:

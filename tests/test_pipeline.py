@@ -242,3 +242,74 @@ def test_clustering_is_bounded_and_deterministic_on_many_embeddings():
     np.testing.assert_array_equal(first, second)
     # every active embedding is assigned, and the three speakers are found
     assert len(np.unique(first[:, :2])) == 3
+
+
+def embed_limited(limit, original):
+    """An embedding __call__ that runs out of memory on batches larger than `limit`."""
+
+    def call(self, waveforms, masks=None):
+        if len(waveforms) > limit:
+            raise torch.OutOfMemoryError("CUDA out of memory (injected)")
+        return original(self, waveforms, masks=masks)
+
+    return call
+
+
+def test_embedding_out_of_memory_retries_with_smaller_batches(diarizer, monkeypatch, caplog):
+    from diarization.pyannote_pipeline import LocalSpeechBrainEmbedding
+
+    waveform = np.random.default_rng(5).normal(0, 0.1, 6 * 16000).astype(np.float32)
+    expected = diarizer.pipeline(waveform, 16000)
+    original = LocalSpeechBrainEmbedding.__call__
+    monkeypatch.setattr(LocalSpeechBrainEmbedding, "__call__", embed_limited(2, original))
+    got = diarizer.pipeline(waveform, 16000)
+    assert "embeddings ran out of memory: retrying in batches of" in caplog.text
+    np.testing.assert_allclose(got.windows.embeddings, expected.windows.embeddings, atol=1e-4)
+    assert [t.speaker for t in got.turns] == [t.speaker for t in expected.turns]
+
+
+def test_embedding_out_of_memory_at_batch_size_one_moves_to_the_cpu(diarizer, monkeypatch, caplog):
+    from diarization.pyannote_pipeline import LocalSpeechBrainEmbedding
+
+    embedding = diarizer.pipeline._pipeline._embedding
+    moves = []
+    original = LocalSpeechBrainEmbedding.__call__
+
+    def call(self, waveforms, masks=None):
+        if self.device.type == "cuda":  # a pretend GPU that is always full
+            raise torch.OutOfMemoryError("CUDA out of memory (injected)")
+        return original(self, waveforms, masks=masks)
+
+    def move(self, device):
+        moves.append(device.type)
+        self.device = device
+        return self
+
+    monkeypatch.setattr(LocalSpeechBrainEmbedding, "__call__", call)
+    monkeypatch.setattr(LocalSpeechBrainEmbedding, "to", move)
+    monkeypatch.setattr(embedding, "device", torch.device("cuda"))
+    waveform = np.random.default_rng(6).normal(0, 0.1, 6 * 16000).astype(np.float32)
+    raw = diarizer.pipeline(waveform, 16000)
+    assert "embeddings ran out of memory: retrying on the CPU" in caplog.text
+    assert not np.isnan(raw.windows.embeddings).all()
+    # moved to the CPU for this call, then back for the next one
+    assert moves == ["cpu", "cuda"]
+
+
+def test_segmentation_out_of_memory_retries_with_smaller_batches(diarizer, monkeypatch, caplog):
+    from pyannote.audio.core.inference import Inference
+
+    waveform = np.random.default_rng(7).normal(0, 0.1, 8 * 16000).astype(np.float32)
+    expected = diarizer.pipeline(waveform, 16000)
+    original = Inference.infer
+
+    def infer(self, chunks):
+        if len(chunks) > 2:
+            raise MemoryError("batch_size (32) is probably too large (injected)")
+        return original(self, chunks)
+
+    monkeypatch.setattr(Inference, "infer", infer)
+    got = diarizer.pipeline(waveform, 16000)
+    assert "segmentation ran out of memory: retrying with batch size 2" in caplog.text
+    assert got.turns == expected.turns
+    assert diarizer.pipeline._pipeline._segmentation.batch_size == BATCH_SIZE
