@@ -17,6 +17,7 @@ find every local speaker active everywhere: the worst case for the embedding sta
     python scripts/benchmark.py --minutes 2 10            # both pipelines
     python scripts/benchmark.py --minutes 60 --only ours  # ours alone
     python scripts/benchmark.py --clustering-scaling      # clustering cost, 1 h / 2 h / 4 h
+    python scripts/benchmark.py --cold-start              # Cog server start to READY
 """
 
 from __future__ import annotations
@@ -159,7 +160,7 @@ def clustering_scaling(hours: list[float]) -> None:
             "k=B(); k.instantiate({'method':'centroid','threshold':0.7153814381597874,"
             "'min_cluster_size':15})\n"
             "t=time.perf_counter(); hc=k(embeddings=e,"
-            "segmentations=SlidingWindowFeature(s,SlidingWindow(0,5,0.5)))[0]\n"
+            "segmentations=SlidingWindowFeature(s,SlidingWindow(duration=5,step=0.5)))[0]\n"
             "print(n*2, round(time.perf_counter()-t,2), "
             "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss//1024, len(np.unique(hc)))\n"
         )
@@ -174,6 +175,42 @@ def clustering_scaling(hours: list[float]) -> None:
         )
 
 
+def cold_start(weights: Path) -> None:
+    """Seconds from starting the Cog HTTP server to its health check saying READY."""
+    import socket
+    import urllib.request
+
+    subprocess.run([sys.executable, "scripts/openapi_schema.py"], cwd=ROOT, check=True)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, COG_PREDICT_TYPE_STUB="predict.py:Predictor", PORT=str(port))
+    env.update(DIARIZATION_WEIGHTS_DIR=str(weights))
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    started = time.perf_counter()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "cog.server.http", "--host", "127.0.0.1"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        status = "STARTING"
+        while status in ("STARTING", None) and time.perf_counter() - started < 300:
+            time.sleep(0.1)
+            try:
+                url = f"http://127.0.0.1:{port}/health-check"
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    status = json.loads(response.read())["status"]
+            except OSError:
+                pass
+        print(f"cold start: process start to {status} in {time.perf_counter() - started:.1f} s")
+    finally:
+        server.terminate()
+        server.wait()
+
+
 def machine(device: str) -> str:
     import torch
 
@@ -184,11 +221,12 @@ def machine(device: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--minutes", type=float, nargs="+", default=[2.0])
+    parser.add_argument("--minutes", type=float, nargs="+", help="default: 2")
     parser.add_argument("--only", choices=["stock", "ours"])
     parser.add_argument("--device", default=None)
     parser.add_argument("--weights", type=Path)
     parser.add_argument("--clustering-scaling", action="store_true")
+    parser.add_argument("--cold-start", action="store_true", help="time the Cog server to READY")
     parser.add_argument("--child", choices=["stock", "ours"], help=argparse.SUPPRESS)
     parser.add_argument("--audio", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -213,10 +251,14 @@ def main() -> None:
         weights, kind = write_random_weights(work / "weights").root, "random"
     print(f"machine: {machine(device)}")
     print(f"device: {device}; weights: {kind} ({weights}); date: {time.strftime('%Y-%m-%d')}")
+    if args.cold_start:
+        cold_start(weights)
     if args.clustering_scaling:
         clustering_scaling([1, 2, 4])
     variants = [args.only] if args.only else ["stock", "ours"]
-    for minutes in args.minutes if not args.clustering_scaling or args.only else []:
+    if args.minutes is None and not (args.cold_start or args.clustering_scaling):
+        args.minutes = [2.0]
+    for minutes in args.minutes or []:
         audio = build_conversation(minutes, work / f"conversation-{minutes:g}min.wav")
         results = {}
         for variant in variants:
