@@ -12,13 +12,14 @@ from __future__ import annotations
 import logging
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from diarization.audio import SAMPLE_RATE, decode_audio
 from diarization.postprocess import PostprocessOptions, postprocess
-from diarization.schema import DiarizationResult, SpeakerCount
+from diarization.schema import DiarizationResult, PipelineInfo, SpeakerCount
 from diarization.weights import WeightsLayout, default_layout
 
 logger = logging.getLogger(__name__)
@@ -93,7 +94,14 @@ class Diarizer:
         """Diarize a mono float32 waveform already in memory."""
         raw = self.pipeline(waveform, sample_rate, speakers, progress=_log_progress())
         started = time.perf_counter()
-        result = postprocess(raw, self.options)
+        result = replace(
+            postprocess(raw, self.options),
+            pipeline=PipelineInfo(
+                self.pipeline.name,
+                self.pipeline.embedding_model,
+                self.pipeline.embedding_dimension,
+            ),
+        )
         logger.info("stage postprocess: %.3f s", time.perf_counter() - started)
         logger.info(
             "%d speakers, %d segments in %.1f s of audio",

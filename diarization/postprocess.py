@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from diarization.overlaps import exclusive_segments, find_overlaps
 from diarization.schema import DiarizationResult, RawDiarization, Segment, Turn, WindowEmbeddings
 
 
@@ -143,10 +144,17 @@ def postprocess(
     Fixes over the reference: a speaker with no qualifying window gets its
     clustering centroid (never an empty list); labels continue AA, AB, ... after Z;
     turns are clipped to the audio. Six-decimal timestamps are `schema`'s job.
+    Added: the one-speaker-at-a-time view and the overlaps of the segments.
     """
     turns = clean_turns(clip_turns(raw.turns, raw.duration), options)
     labels = label_speakers(turns)
     segments = merge_turns(turns, labels, options.max_merge_gap)
     fallback = {label: raw.centroids[speaker] for speaker, label in labels.items()}
     embeddings = speaker_embeddings(segments, raw.windows, fallback)
-    return DiarizationResult(segments=segments, labels=list(labels.values()), embeddings=embeddings)
+    return DiarizationResult(
+        segments=segments,
+        labels=list(labels.values()),
+        embeddings=embeddings,
+        exclusive=exclusive_segments(segments),
+        overlaps=find_overlaps(segments),
+    )

@@ -364,6 +364,11 @@ class PyannotePipeline:
         """Where the models run."""
         return self._pipeline.device
 
+    @property
+    def embedding_dimension(self) -> int:
+        """Length of a speaker embedding (192 for ECAPA)."""
+        return int(self._pipeline._embedding.dimension)
+
     def __call__(
         self,
         waveform: np.ndarray,
@@ -407,11 +412,8 @@ class PyannotePipeline:
         timer.finish()
         self.last_stage_seconds = dict(timer.seconds)
         return _raw_result(
-            annotation, centroids, captured, len(waveform) / sample_rate, self._dimension()
+            annotation, centroids, captured, len(waveform) / sample_rate, self.embedding_dimension
         )
-
-    def _dimension(self) -> int:
-        return int(self._pipeline._embedding.dimension)
 
 
 def _raw_result(

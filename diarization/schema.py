@@ -128,40 +128,94 @@ class Segment:
 
 
 @dataclass(frozen=True)
-class DiarizationResult:
-    """The post-processed answer, in the reference model's terms.
+class Overlap:
+    """A stretch of time in which two or more speakers talk at once.
 
     Attributes:
-        segments: output segments sorted by start.
+        start: onset in seconds.
+        stop: offset in seconds.
+        speakers: the speakers talking, in label order.
+    """
+
+    start: float
+    stop: float
+    speakers: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PipelineInfo:
+    """Which pipeline and speaker-embedding model produced a result.
+
+    Attributes:
+        name: "pyannote" (the seed pipeline) or "bundled".
+        embedding_model: the speaker-embedding model, e.g. "speechbrain/spkrec-ecapa-voxceleb".
+        embedding_dimension: length of every speaker embedding in the output.
+    """
+
+    name: str
+    embedding_model: str
+    embedding_dimension: int
+
+
+@dataclass(frozen=True)
+class DiarizationResult:
+    """The post-processed answer: the reference model's keys plus documented additions.
+
+    Attributes:
+        segments: output segments sorted by start (overlapping speakers overlap here).
         labels: speaker labels in order of first appearance.
         embeddings: one embedding per label (same dimension for all).
+        exclusive: the same speech with one speaker at a time (for captions).
+        overlaps: stretches where two or more speakers talk at once.
+        pipeline: what produced the result, when known.
     """
 
     segments: list[Segment]
     labels: list[str]
     embeddings: dict[str, list[float]] = field(default_factory=dict)
+    exclusive: list[Segment] = field(default_factory=list)
+    overlaps: list[Overlap] = field(default_factory=list)
+    pipeline: PipelineInfo | None = None
 
     def to_json(self) -> str:
         """`output.json`'s text: `to_dict()`, indented."""
         return json.dumps(self.to_dict(), indent=2)
 
     def to_dict(self) -> dict:
-        """The reference `output.json` structure."""
-        return {
-            "segments": [
-                {
-                    "speaker": s.speaker,
-                    "start": format_timestamp(s.start),
-                    "stop": format_timestamp(s.stop),
-                }
-                for s in self.segments
-            ],
+        """`output.json`: the reference's `segments` and `speakers` keys, unchanged in
+        meaning and order, then the added keys."""
+        output = {
+            "segments": [_segment_dict(s) for s in self.segments],
             "speakers": {
                 "count": len(self.labels),
                 "labels": list(self.labels),
                 "embeddings": {label: list(self.embeddings[label]) for label in self.labels},
             },
+            "exclusive_segments": [_segment_dict(s) for s in self.exclusive],
+            "overlaps": [
+                {"speakers": list(o.speakers), **_times(o.start, o.stop)} for o in self.overlaps
+            ],
         }
+        if self.pipeline is not None:
+            output["pipeline"] = {
+                "name": self.pipeline.name,
+                "embedding_model": self.pipeline.embedding_model,
+                "embedding_dimension": self.pipeline.embedding_dimension,
+            }
+        return output
+
+
+def _times(start: float, stop: float) -> dict:
+    return {
+        "start": format_timestamp(start),
+        "stop": format_timestamp(stop),
+        "start_seconds": round(float(start), 6),
+        "stop_seconds": round(float(stop), 6),
+    }
+
+
+def _segment_dict(segment: Segment) -> dict:
+    return {"speaker": segment.speaker, **_times(segment.start, segment.stop)}
 
 
 def format_timestamp(seconds: float) -> str:

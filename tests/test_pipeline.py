@@ -81,7 +81,9 @@ def test_no_speech_gives_a_valid_empty_result(silent_weights, tmp_path):
         tmp_path / "tone.wav", 0.3 * np.sin(np.arange(48000) / 16000 * 2 * np.pi * 220)
     )
     output = diarizer.diarize(audio).to_dict()
-    assert output == {"segments": [], "speakers": {"count": 0, "labels": [], "embeddings": {}}}
+    assert output["segments"] == output["exclusive_segments"] == output["overlaps"] == []
+    assert output["speakers"] == {"count": 0, "labels": [], "embeddings": {}}
+    assert output["pipeline"]["name"] == "pyannote"
 
 
 @pytest.mark.parametrize(

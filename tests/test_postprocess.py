@@ -500,6 +500,8 @@ def test_empty_input_gives_empty_result(turns, entries):
     assert result.to_dict() == {
         "segments": [],
         "speakers": {"count": 0, "labels": [], "embeddings": {}},
+        "exclusive_segments": [],
+        "overlaps": [],
     }
 
 

@@ -11,6 +11,8 @@ from diarization.schema import (
     MAX_SPEAKERS_LIMIT,
     DiarizationResult,
     InputError,
+    Overlap,
+    PipelineInfo,
     Segment,
     SpeakerCount,
     format_timestamp,
@@ -59,77 +61,61 @@ def test_format_timestamp_rejects_negative(seconds):
 # --- DiarizationResult ----------------------------------------------------------------
 
 SMALL = DiarizationResult(
-    segments=[Segment("A", 0.5, 3.0), Segment("B", 3.25, 10.0), Segment("A", 12.0, 13.497812)],
+    segments=[Segment("A", 0.5, 3.0), Segment("B", 2.25, 10.0), Segment("A", 12.0, 13.497812)],
     labels=["A", "B"],
     # Deliberately not in label order: the document follows `labels`.
     embeddings={"B": [0.5, -1.0], "A": [1.0, 2.25]},
+    exclusive=[Segment("A", 0.5, 2.25), Segment("B", 2.25, 10.0), Segment("A", 12.0, 13.497812)],
+    overlaps=[Overlap(2.25, 3.0, ("A", "B"))],
+    pipeline=PipelineInfo("bundled", "resemblyzer GE2E", 2),
 )
 
-SMALL_JSON = """\
-{
-  "segments": [
-    {
-      "speaker": "A",
-      "start": "0:00:00.500000",
-      "stop": "0:00:03.000000"
-    },
-    {
-      "speaker": "B",
-      "start": "0:00:03.250000",
-      "stop": "0:00:10.000000"
-    },
-    {
-      "speaker": "A",
-      "start": "0:00:12.000000",
-      "stop": "0:00:13.497812"
-    }
-  ],
-  "speakers": {
-    "count": 2,
-    "labels": [
-      "A",
-      "B"
-    ],
-    "embeddings": {
-      "A": [
-        1.0,
-        2.25
-      ],
-      "B": [
-        0.5,
-        -1.0
-      ]
-    }
-  }
-}"""
+
+def times(start: str, stop: str, start_s: float, stop_s: float) -> dict:
+    return {"start": start, "stop": stop, "start_seconds": start_s, "stop_seconds": stop_s}
 
 
 def test_to_dict_exact():
     assert SMALL.to_dict() == {
         "segments": [
-            {"speaker": "A", "start": "0:00:00.500000", "stop": "0:00:03.000000"},
-            {"speaker": "B", "start": "0:00:03.250000", "stop": "0:00:10.000000"},
-            {"speaker": "A", "start": "0:00:12.000000", "stop": "0:00:13.497812"},
+            {"speaker": "A", **times("0:00:00.500000", "0:00:03.000000", 0.5, 3.0)},
+            {"speaker": "B", **times("0:00:02.250000", "0:00:10.000000", 2.25, 10.0)},
+            {"speaker": "A", **times("0:00:12.000000", "0:00:13.497812", 12.0, 13.497812)},
         ],
         "speakers": {
             "count": 2,
             "labels": ["A", "B"],
             "embeddings": {"A": [1.0, 2.25], "B": [0.5, -1.0]},
         },
+        "exclusive_segments": [
+            {"speaker": "A", **times("0:00:00.500000", "0:00:02.250000", 0.5, 2.25)},
+            {"speaker": "B", **times("0:00:02.250000", "0:00:10.000000", 2.25, 10.0)},
+            {"speaker": "A", **times("0:00:12.000000", "0:00:13.497812", 12.0, 13.497812)},
+        ],
+        "overlaps": [
+            {"speakers": ["A", "B"], **times("0:00:02.250000", "0:00:03.000000", 2.25, 3.0)}
+        ],
+        "pipeline": {
+            "name": "bundled",
+            "embedding_model": "resemblyzer GE2E",
+            "embedding_dimension": 2,
+        },
     }
 
 
-def test_to_dict_key_order():
+def test_to_dict_key_order_starts_with_the_reference_keys():
     document = SMALL.to_dict()
-    assert list(document) == ["segments", "speakers"]
-    assert [list(s) for s in document["segments"]] == [["speaker", "start", "stop"]] * 3
+    assert list(document) == ["segments", "speakers", "exclusive_segments", "overlaps", "pipeline"]
+    reference_keys = ["speaker", "start", "stop"]
+    assert [list(s)[:3] for s in document["segments"]] == [reference_keys] * 3
     assert list(document["speakers"]) == ["count", "labels", "embeddings"]
     assert list(document["speakers"]["embeddings"]) == ["A", "B"]
 
 
-def test_to_json_exact_text():
-    assert SMALL.to_json() == SMALL_JSON
-    assert json.loads(SMALL.to_json()) == SMALL.to_dict()
+def test_to_json_is_the_indented_document():
+    text = SMALL.to_json()
+    assert text.startswith('{\n  "segments": [\n    {\n      "speaker": "A",\n')
+    assert json.loads(text) == SMALL.to_dict()
 
 
 def test_to_dict_does_not_share_lists_with_the_result():
@@ -145,6 +131,8 @@ def test_empty_result_document():
     assert empty.to_dict() == {
         "segments": [],
         "speakers": {"count": 0, "labels": [], "embeddings": {}},
+        "exclusive_segments": [],
+        "overlaps": [],
     }
     assert json.loads(empty.to_json()) == empty.to_dict()
 

@@ -4,91 +4,10 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
-from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, check_output_shape, shared_file
-
-STARTUP_TIMEOUT_S = 180
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def request(port: int, path: str, body: dict | None = None, timeout: float = 300):
-    """(status code, decoded JSON body) of a GET, or of a POST when `body` is given."""
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(
-        f"http://127.0.0.1:{port}{path}", data=data, headers={"Content-Type": "application/json"}
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"null")
-
-
-def data_uri(path: Path, mime: str = "audio/wav") -> str:
-    return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode()}"
-
-
-class CogServer:
-    """A Cog HTTP server process serving predict.py, stopped on close."""
-
-    def __init__(self, weights_dir: Path, log_path: Path):
-        subprocess.run([sys.executable, "scripts/openapi_schema.py"], cwd=ROOT, check=True)
-        self.port = free_port()
-        env = dict(os.environ)
-        env.update(
-            # The worker is started as `python` from PATH: it must be this venv's.
-            PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
-            COG_PREDICT_TYPE_STUB="predict.py:Predictor",
-            PORT=str(self.port),
-            DIARIZATION_WEIGHTS_DIR=str(weights_dir),
-            HF_HUB_OFFLINE="1",
-        )
-        self.log = open(log_path, "wb")  # noqa: SIM115 (closed in close())
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "cog.server.http", "--host", "127.0.0.1"],
-            cwd=ROOT,
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-
-    def wait_for_setup(self) -> dict:
-        """The health check once setup has finished (READY or SETUP_FAILED)."""
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited with {self.process.returncode}")
-            try:
-                _, health = request(self.port, "/health-check", timeout=5)
-                if health["status"] not in ("STARTING", None):
-                    return health
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            time.sleep(0.5)
-        raise TimeoutError(f"server not ready after {STARTUP_TIMEOUT_S} s")
-
-    def close(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-        self.log.close()
+from conftest import CogServer, check_output_shape, data_uri, request, shared_file
 
 
 @pytest.fixture(scope="module")
