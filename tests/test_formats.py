@@ -31,8 +31,8 @@ def lane_colours(path) -> set[tuple[int, int, int]]:
 
     pixels = (imread(path)[:, :, :3] * 255).round().astype(int)
     spread = pixels.max(axis=2) - pixels.min(axis=2)
-    counts = Counter(tuple(p) for p in pixels[spread > 120])
-    return {colour for colour, n in counts.items() if n >= 100}
+    counts = Counter(tuple(p) for p in pixels[spread > 90])
+    return {colour for colour, n in counts.items() if n >= 500}
 
 
 def test_timeline_has_one_coloured_lane_per_speaker(tmp_path):
