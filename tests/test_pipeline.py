@@ -315,3 +315,30 @@ def test_segmentation_out_of_memory_retries_with_smaller_batches(diarizer, monke
     assert "segmentation ran out of memory: retrying with batch size 2" in caplog.text
     assert got.turns == expected.turns
     assert diarizer.pipeline._pipeline._segmentation.batch_size == BATCH_SIZE
+
+
+@pytest.mark.parametrize("threshold", [0.3, 1.5])
+def test_clustering_threshold_applies_to_one_call(diarizer, monkeypatch, threshold):
+    from diarization.pyannote_pipeline import DEFAULT_CLUSTERING_THRESHOLD
+
+    clustering = diarizer.pipeline._pipeline.clustering
+    seen = []
+    original = type(clustering).cluster
+
+    def spy(self, *args, **kwargs):
+        seen.append(self.threshold)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(clustering), "cluster", spy)
+    waveform = np.random.default_rng(8).normal(0, 0.1, 6 * 16000).astype(np.float32)
+    diarizer.pipeline(waveform, 16000, clustering_threshold=threshold)
+    diarizer.pipeline(waveform, 16000)
+    assert seen == [threshold, DEFAULT_CLUSTERING_THRESHOLD]
+
+
+@pytest.mark.parametrize("threshold", [0.0, 2.0, -1.0])
+def test_clustering_threshold_out_of_range_is_an_input_error(diarizer, threshold):
+    from diarization import InputError
+
+    with pytest.raises(InputError, match="clustering_threshold must be between 0 and 2"):
+        diarizer.pipeline(np.zeros(16000, np.float32), 16000, clustering_threshold=threshold)
