@@ -8,13 +8,16 @@ import sys
 from pathlib import Path
 
 from diarization.audio import AudioDecodeError
-from diarization.diarizer import Diarizer
+from diarization.diarizer import PIPELINE_CHOICES, Diarizer
+from diarization.formats import rttm, write_timeline_png
+from diarization.postprocess import PostprocessOptions
 from diarization.schema import InputError, SpeakerCount
 from diarization.weights import WeightsError
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Parse the command line."""
+    defaults = PostprocessOptions()
     parser = argparse.ArgumentParser(
         prog="python -m diarization",
         description="Who spoke when: writes the reference model's output.json for one recording.",
@@ -23,9 +26,39 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "-o", "--output", type=Path, default=Path("output.json"), help="default: output.json"
     )
+    parser.add_argument("--rttm", type=Path, help="also write the segments as RTTM here")
+    parser.add_argument("--timeline", type=Path, help="also draw the timeline PNG here")
     parser.add_argument("--num-speakers", type=int, help="exact number of speakers, when known")
     parser.add_argument("--min-speakers", type=int, help="lower bound on the number of speakers")
     parser.add_argument("--max-speakers", type=int, help="upper bound on the number of speakers")
+    parser.add_argument(
+        "--clustering-threshold", type=float, help="lower finds more speakers (pyannote: 0-2)"
+    )
+    parser.add_argument(
+        "--min-segment-duration",
+        type=float,
+        default=defaults.min_segment_duration,
+        help="drop shorter segments, seconds; 0: off (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--min-speaker-share",
+        type=float,
+        default=defaults.min_speaker_share,
+        help="drop speakers with at most this share of speech; 0: off (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-merge-gap",
+        type=float,
+        default=defaults.max_merge_gap,
+        help="join a speaker's segments across shorter gaps, seconds; 0: off "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--pipeline",
+        choices=PIPELINE_CHOICES,
+        default="auto",
+        help="auto (default): pyannote when its weights are present, else bundled",
+    )
     parser.add_argument(
         "--weights",
         type=Path,
@@ -45,8 +78,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         speakers = SpeakerCount(args.num_speakers, args.min_speakers, args.max_speakers)
-        diarizer = Diarizer.load(args.weights, args.device)
-        result = diarizer.diarize(args.input, speakers)
+        options = PostprocessOptions(
+            args.min_segment_duration, args.min_speaker_share, args.max_merge_gap
+        )
+        diarizer = Diarizer.load(args.weights, args.device, pipeline=args.pipeline)
+        result = diarizer.diarize(
+            args.input,
+            speakers,
+            clustering_threshold=args.clustering_threshold,
+            options=options,
+        )
     except (InputError, AudioDecodeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -54,7 +95,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     args.output.write_text(result.to_json())
-    print(f"wrote {args.output}: {len(result.labels)} speakers, {len(result.segments)} segments")
+    written = [args.output]
+    if args.rttm:
+        args.rttm.write_text(rttm(result.segments, args.input.stem))
+        written.append(args.rttm)
+    if args.timeline:
+        written.append(write_timeline_png(result, result.duration, args.timeline))
+    names = ", ".join(str(p) for p in written)
+    print(f"wrote {names}: {len(result.labels)} speakers, {len(result.segments)} segments")
     return 0
 
 

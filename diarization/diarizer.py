@@ -19,62 +19,118 @@ import numpy as np
 
 from diarization.audio import SAMPLE_RATE, decode_audio
 from diarization.postprocess import PostprocessOptions, postprocess
-from diarization.schema import DiarizationResult, PipelineInfo, SpeakerCount
-from diarization.weights import WeightsLayout, default_layout
+from diarization.schema import DiarizationResult, InputError, PipelineInfo, SpeakerCount
+from diarization.weights import FETCH_COMMAND, WeightsLayout, default_layout
 
 logger = logging.getLogger(__name__)
 
+#: Accepted pipeline names; "auto" is the seed pipeline when its weights are present,
+#: the bundled one otherwise.
+PIPELINE_CHOICES = ("auto", "pyannote", "bundled")
+
+
+def choose_pipeline(name: str, layout: WeightsLayout) -> tuple[str, str]:
+    """(pipeline to run, why) for a requested name.
+
+    Raises:
+        InputError: unknown name.
+        WeightsError: "pyannote" asked for explicitly and its weights are incomplete
+            (never a quiet fallback).
+    """
+    if name not in PIPELINE_CHOICES:
+        raise InputError(f"pipeline must be one of {', '.join(PIPELINE_CHOICES)}, got {name!r}")
+    if name == "bundled":
+        return "bundled", "asked for"
+    if name == "pyannote":
+        layout.check()
+        return "pyannote", "asked for"
+    missing = layout.missing_files()
+    if not missing:
+        return "pyannote", f"auto: its weights are in {layout.root}"
+    return "bundled", (
+        f"auto: {missing[0]} is missing, so the pyannote pipeline cannot run "
+        f"(fetch its weights with `{FETCH_COMMAND}`)"
+    )
+
 
 class Diarizer:
-    """A loaded pipeline plus the post-processor: call `diarize` once per recording."""
+    """Loaded pipelines plus the post-processor: call `diarize` once per recording.
 
-    def __init__(self, pipeline, options: PostprocessOptions = PostprocessOptions()):
+    The pipeline chosen at load time is the default; another one asked for in a call
+    is loaded then and kept.
+    """
+
+    def __init__(
+        self,
+        pipeline,
+        options: PostprocessOptions = PostprocessOptions(),
+        layout: WeightsLayout | None = None,
+        device: str | None = None,
+    ):
+        self._pipelines = {pipeline.name: pipeline}
         self.pipeline = pipeline
         self.options = options
+        self._layout = layout or default_layout()
+        self._device = device
 
     @classmethod
     def load(
-        cls, weights: WeightsLayout | str | os.PathLike | None = None, device: str | None = None
+        cls,
+        weights: WeightsLayout | str | os.PathLike | None = None,
+        device: str | None = None,
+        pipeline: str = "auto",
     ) -> Diarizer:
-        """Load the seed pipeline from a weights folder.
+        """Load a pipeline: the seed pipeline from a weights folder, or the bundled one.
 
         Args:
-            weights: weights folder (or layout); defaults to `default_layout()`.
+            weights: the seed pipeline's weights folder (or layout); defaults to
+                `default_layout()`.
             device: torch device name ("cpu", "cuda", "cuda:1"); None picks a GPU if any.
+            pipeline: "auto", "pyannote" or "bundled" (see `choose_pipeline`).
 
         Raises:
-            WeightsError: a weight file is missing or unreadable.
+            WeightsError: "pyannote" asked for and a weight file is missing or unreadable.
         """
-        # The service reads local files only; make any stray hub lookup fail fast
-        # instead of hanging. huggingface_hub reads this when first imported, below.
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        # Imported here so that `import diarization` stays free of torch.
-        from diarization.pyannote_pipeline import PyannotePipeline, pick_device
-
         if weights is None:
             layout = default_layout()
         elif isinstance(weights, WeightsLayout):
             layout = weights
         else:
             layout = WeightsLayout(Path(weights))
-        started = time.perf_counter()
-        pipeline = PyannotePipeline.load(layout, pick_device(device))
-        logger.info(
-            "loaded %s pipeline from %s on %s in %.2f s",
-            pipeline.name,
-            layout.root,
-            pipeline.device,
-            time.perf_counter() - started,
-        )
-        return cls(pipeline)
+        name, why = choose_pipeline(pipeline, layout)
+        logger.info("pipeline %s (%s)", name, why)
+        return cls(_load(name, layout, device), layout=layout, device=device)
+
+    def pipeline_for(self, name: str | None):
+        """The loaded pipeline for a requested name (None or "auto": the default)."""
+        if name in (None, "auto"):
+            return self.pipeline
+        name, _ = choose_pipeline(name, self._layout)
+        if name not in self._pipelines:
+            self._pipelines[name] = _load(name, self._layout, self._device)
+        return self._pipelines[name]
 
     def diarize(
-        self, audio: str | os.PathLike, speakers: SpeakerCount = SpeakerCount()
+        self,
+        audio: str | os.PathLike,
+        speakers: SpeakerCount = SpeakerCount(),
+        *,
+        pipeline: str | None = None,
+        clustering_threshold: float | None = None,
+        options: PostprocessOptions | None = None,
     ) -> DiarizationResult:
         """Diarize an audio or video file in any format ffmpeg reads.
 
+        Args:
+            audio: the file.
+            speakers: known number or bounds of speakers.
+            pipeline: "pyannote" or "bundled" for this call; None for the default.
+            clustering_threshold: the pipeline's clustering threshold for this call.
+            options: post-processing thresholds for this call.
+
         Raises:
             AudioDecodeError: the file could not be decoded or holds no audio.
+            InputError: an option is out of range.
         """
         started = time.perf_counter()
         waveform = decode_audio(audio, SAMPLE_RATE)
@@ -83,33 +139,61 @@ class Diarizer:
             time.perf_counter() - started,
             len(waveform) / SAMPLE_RATE,
         )
-        return self.diarize_waveform(waveform, SAMPLE_RATE, speakers)
+        return self.diarize_waveform(
+            waveform,
+            SAMPLE_RATE,
+            speakers,
+            pipeline=pipeline,
+            clustering_threshold=clustering_threshold,
+            options=options,
+        )
 
     def diarize_waveform(
         self,
         waveform: np.ndarray,
         sample_rate: int = SAMPLE_RATE,
         speakers: SpeakerCount = SpeakerCount(),
+        *,
+        pipeline: str | None = None,
+        clustering_threshold: float | None = None,
+        options: PostprocessOptions | None = None,
     ) -> DiarizationResult:
-        """Diarize a mono float32 waveform already in memory."""
-        raw = self.pipeline(waveform, sample_rate, speakers, progress=_log_progress())
-        started = time.perf_counter()
-        result = replace(
-            postprocess(raw, self.options),
-            pipeline=PipelineInfo(
-                self.pipeline.name,
-                self.pipeline.embedding_model,
-                self.pipeline.embedding_dimension,
-            ),
+        """Diarize a mono float32 waveform already in memory (see `diarize`)."""
+        runner = self.pipeline_for(pipeline)
+        raw = runner(
+            waveform,
+            sample_rate,
+            speakers,
+            progress=_log_progress(),
+            clustering_threshold=clustering_threshold,
         )
+        started = time.perf_counter()
+        info = PipelineInfo(runner.name, runner.embedding_model, runner.embedding_dimension)
+        result = replace(postprocess(raw, options or self.options), pipeline=info)
         logger.info("stage postprocess: %.3f s", time.perf_counter() - started)
         logger.info(
-            "%d speakers, %d segments in %.1f s of audio",
+            "%s pipeline: %d speakers, %d segments in %.1f s of audio",
+            runner.name,
             len(result.labels),
             len(result.segments),
             raw.duration,
         )
         return result
+
+
+def _load(name: str, layout: WeightsLayout, device: str | None):
+    # The service reads local files only; make any stray hub lookup fail fast
+    # instead of hanging. huggingface_hub reads this when first imported, below.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    # Imported here so that `import diarization` stays free of torch.
+    from diarization.pipelines import load_pipeline
+
+    started = time.perf_counter()
+    pipeline = load_pipeline(name, layout.root if name == "pyannote" else None, device)
+    logger.info(
+        "loaded %s pipeline on %s in %.2f s", name, pipeline.device, time.perf_counter() - started
+    )
+    return pipeline
 
 
 def _log_progress():

@@ -1,4 +1,4 @@
-"""Other output formats of a result: RTTM text and a timeline picture.
+"""Output files of a result: output.json, RTTM text, a timeline picture, or all three.
 
 `rttm` is pure text. `write_timeline_png` draws with matplotlib (imported when
 called, with its non-interactive Agg backend, so no display is needed).
@@ -7,6 +7,7 @@ called, with its non-interactive Agg backend, so no display is needed).
 from __future__ import annotations
 
 import re
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -79,4 +80,48 @@ def write_timeline_png(result: DiarizationResult, duration: float, path: str | P
     path = Path(path)
     figure.savefig(path, format="png")
     plt.close(figure)
+    return path
+
+
+#: `output_format` values and what each writes.
+OUTPUT_FORMATS = {
+    "json": "output.json (the reference format plus added keys)",
+    "rttm": "output.rttm (standard 10-field RTTM of the segments)",
+    "timeline": "timeline.png (one lane per speaker, overlaps shaded)",
+    "zip": "diarization.zip holding output.json, output.rttm and timeline.png",
+}
+
+
+def write_output(
+    result: DiarizationResult, output_format: str, directory: str | Path, uri: str = "audio"
+) -> Path:
+    """Write `result` in `output_format` (a key of `OUTPUT_FORMATS`) into `directory`.
+
+    Returns:
+        The path of the file written.
+
+    Raises:
+        ValueError: unknown `output_format`.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    if output_format == "json":
+        path = directory / "output.json"
+        path.write_text(result.to_json())
+    elif output_format == "rttm":
+        path = directory / "output.rttm"
+        path.write_text(rttm(result.segments, uri))
+    elif output_format == "timeline":
+        path = write_timeline_png(result, result.duration, directory / "timeline.png")
+    elif output_format == "zip":
+        parts = [
+            write_output(result, kind, directory, uri) for kind in ("json", "rttm", "timeline")
+        ]
+        path = directory / "diarization.zip"
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+            for part in parts:
+                archive.write(part, part.name)
+    else:
+        choices = ", ".join(OUTPUT_FORMATS)
+        raise ValueError(f"output_format must be one of {choices}; got {output_format!r}")
     return path

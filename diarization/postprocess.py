@@ -12,12 +12,20 @@ from dataclasses import dataclass
 import numpy as np
 
 from diarization.overlaps import exclusive_segments, find_overlaps
-from diarization.schema import DiarizationResult, RawDiarization, Segment, Turn, WindowEmbeddings
+from diarization.schema import (
+    DiarizationResult,
+    InputError,
+    RawDiarization,
+    Segment,
+    Turn,
+    WindowEmbeddings,
+)
 
 
 @dataclass(frozen=True)
 class PostprocessOptions:
-    """Thresholds of the clean-up rules; the defaults are the reference model's.
+    """Thresholds of the clean-up rules; the defaults are the reference model's, and 0
+    turns a rule off.
 
     Attributes:
         min_segment_duration: turns shorter than this many seconds are dropped.
@@ -32,6 +40,24 @@ class PostprocessOptions:
     min_segment_duration: float = 1.0
     min_speaker_share: float = 0.01
     max_merge_gap: float = 2.0
+
+    def __post_init__(self) -> None:
+        for name in ("min_segment_duration", "min_speaker_share", "max_merge_gap"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise InputError(
+                    f"{name} must be a number >= 0 (0 turns the rule off), got {value!r}"
+                )
+        if self.min_speaker_share >= 1:
+            raise InputError(
+                f"min_speaker_share is a fraction of all speech and must be below 1, "
+                f"got {self.min_speaker_share}"
+            )
+
+    @classmethod
+    def off(cls) -> PostprocessOptions:
+        """No clean-up at all: every turn kept as the pipeline found it."""
+        return cls(min_segment_duration=0.0, min_speaker_share=0.0, max_merge_gap=0.0)
 
 
 def speaker_label(index: int) -> str:
@@ -157,4 +183,5 @@ def postprocess(
         embeddings=embeddings,
         exclusive=exclusive_segments(segments),
         overlaps=find_overlaps(segments),
+        duration=raw.duration,
     )

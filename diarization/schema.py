@@ -168,6 +168,7 @@ class DiarizationResult:
         exclusive: the same speech with one speaker at a time (for captions).
         overlaps: stretches where two or more speakers talk at once.
         pipeline: what produced the result, when known.
+        duration: length of the audio in seconds (0 when unknown; not in the JSON).
     """
 
     segments: list[Segment]
@@ -176,6 +177,7 @@ class DiarizationResult:
     exclusive: list[Segment] = field(default_factory=list)
     overlaps: list[Overlap] = field(default_factory=list)
     pipeline: PipelineInfo | None = None
+    duration: float = 0.0
 
     def to_json(self) -> str:
         """`output.json`'s text: `to_dict()`, indented."""

@@ -55,3 +55,27 @@ def test_timeline_has_one_coloured_lane_per_speaker(tmp_path):
 def test_timeline_of_silence_is_still_a_picture(tmp_path):
     path = write_timeline_png(DiarizationResult([], []), 5.0, tmp_path / "empty.png")
     assert path.read_bytes()[:4] == b"\x89PNG" and lane_colours(path) == set()
+
+
+def test_write_output_in_each_format(tmp_path):
+    import json
+    import zipfile
+
+    from diarization.formats import OUTPUT_FORMATS, write_output
+
+    result = DiarizationResult(
+        segments=[Segment("A", 0, 4), Segment("B", 5, 9)],
+        labels=["A", "B"],
+        embeddings={"A": [1.0], "B": [0.0]},
+        duration=10.0,
+    )
+    written = {
+        kind: write_output(result, kind, tmp_path / kind, uri="x") for kind in OUTPUT_FORMATS
+    }
+    assert json.loads(written["json"].read_text()) == result.to_dict()
+    assert written["rttm"].read_text() == rttm(result.segments, "x")
+    assert written["timeline"].read_bytes()[:4] == b"\x89PNG"
+    with zipfile.ZipFile(written["zip"]) as archive:
+        assert sorted(archive.namelist()) == ["output.json", "output.rttm", "timeline.png"]
+    with pytest.raises(ValueError, match="output_format must be one of json, rttm"):
+        write_output(result, "pdf", tmp_path)

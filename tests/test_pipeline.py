@@ -144,16 +144,22 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_cli_writes_output_json(random_weights, tmp_path):
+def test_cli_writes_output_json_rttm_and_timeline(random_weights, tmp_path):
     audio = shared_file("real/fw_stereo_diarization.wav")
-    out = tmp_path / "result.json"
+    out, rttm_path, png = tmp_path / "result.json", tmp_path / "result.rttm", tmp_path / "t.png"
     done = run_cli(
-        str(audio), "-o", str(out), "--weights", str(random_weights.root), "--device", "cpu"
+        str(audio),
+        *("-o", str(out), "--rttm", str(rttm_path), "--timeline", str(png)),
+        *("--weights", str(random_weights.root), "--device", "cpu"),
     )
     assert done.returncode == 0, done.stderr
     output = json.loads(out.read_text())
     check_output_shape(output, duration=5.0)
-    assert f"wrote {out}" in done.stdout
+    lines = rttm_path.read_text().splitlines()
+    assert len(lines) == len(output["segments"])
+    assert all(line.startswith("SPEAKER fw_stereo_diarization 1 ") for line in lines)
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    assert f"wrote {out}, {rttm_path}, {png}" in done.stdout
 
 
 @pytest.mark.parametrize(
@@ -175,7 +181,7 @@ def test_cli_rejects_contradictory_speaker_counts(random_weights, args, message)
 
 def test_cli_reports_missing_weights(tmp_path):
     audio = shared_file("real/fw_stereo_diarization.wav")
-    done = run_cli(str(audio), "--weights", str(tmp_path / "nowhere"))
+    done = run_cli(str(audio), "--weights", str(tmp_path / "nowhere"), "--pipeline", "pyannote")
     assert done.returncode == 1
     assert "missing weight file" in done.stderr and FETCH_COMMAND in done.stderr
 

@@ -496,7 +496,7 @@ def test_speaker_without_window_gets_its_centroid(windows_kind):
 )
 def test_empty_input_gives_empty_result(turns, entries):
     result = postprocess(make_raw(turns, duration=10.0, windows=make_windows(entries)))
-    assert result == DiarizationResult(segments=[], labels=[], embeddings={})
+    assert result == DiarizationResult(segments=[], labels=[], embeddings={}, duration=10.0)
     assert result.to_dict() == {
         "segments": [],
         "speakers": {"count": 0, "labels": [], "embeddings": {}},
@@ -646,3 +646,30 @@ def test_embedding_is_window_mean_or_centroid(random_cases):
                     credited.append(windows.embeddings[w, active[w].argmax()].astype(np.float64))
             expected = np.mean(credited, axis=0) if credited else raw.centroids[speaker]
             np.testing.assert_allclose(result.embeddings[label], expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"min_segment_duration": -1.0}, "min_segment_duration must be a number >= 0"),
+        ({"max_merge_gap": "2"}, "max_merge_gap must be a number >= 0"),
+        ({"min_speaker_share": 1.0}, "min_speaker_share is a fraction of all speech"),
+    ],
+)
+def test_invalid_options_are_input_errors(kwargs, message):
+    from diarization.schema import InputError
+
+    with pytest.raises(InputError, match=message):
+        PostprocessOptions(**kwargs)
+
+
+def test_rules_off_keep_every_turn_as_found():
+    turns = [(0.0, 0.4, "s1"), (0.5, 3.0, "s2"), (3.2, 3.5, "s1"), (3.5, 9.0, "s1")]
+    result = postprocess(make_raw(turns, duration=10.0), PostprocessOptions.off())
+    assert result.labels == ["A", "B"]
+    assert result.segments == [
+        Segment("A", 0.0, 0.4),
+        Segment("B", 0.5, 3.0),
+        Segment("A", 3.2, 3.5),
+        Segment("A", 3.5, 9.0),
+    ]

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
+import zipfile
 
 import pytest
 
-from conftest import CogServer, check_output_shape, data_uri, request, shared_file
+from conftest import CogServer, check_output_shape, data_uri, shared_file
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +23,7 @@ def server(random_weights, tmp_path_factory):
 
 def test_prediction_returns_output_json(server):
     audio = shared_file("real/fw_stereo_diarization.wav")
-    status, body = request(server.port, "/predictions", {"input": {"audio": data_uri(audio)}})
+    status, body = server.predict({"audio": data_uri(audio)})
     assert status == 200 and body["status"] == "succeeded", body
     header, payload = body["output"].split(",", 1)
     assert header.startswith("data:") and header.endswith(";base64")
@@ -30,8 +32,7 @@ def test_prediction_returns_output_json(server):
 
 def test_speaker_count_inputs_reach_the_pipeline(server):
     audio = shared_file("real/fw_stereo_diarization.wav")
-    body = {"input": {"audio": data_uri(audio), "num_speakers": 1}}
-    status, answer = request(server.port, "/predictions", body)
+    status, answer = server.predict({"audio": data_uri(audio), "num_speakers": 1})
     assert status == 200 and answer["status"] == "succeeded", answer
     output = json.loads(base64.b64decode(answer["output"].split(",", 1)[1]))
     assert output["speakers"]["labels"] == ["A"]
@@ -42,46 +43,86 @@ def test_speaker_count_inputs_reach_the_pipeline(server):
     [{}, {"audio": "data:audio/wav;base64,AAAA", "num_speakers": "two"}, {"num_speakers": 2}],
 )
 def test_missing_or_mistyped_input_is_422(server, inputs):
-    status, _ = request(server.port, "/predictions", {"input": inputs})
+    status, _ = server.predict(inputs)
     assert status == 422
 
 
 def test_out_of_range_speaker_count_is_422(server):
     audio = shared_file("real/fw_stereo_diarization.wav")
-    status, _ = request(
-        server.port, "/predictions", {"input": {"audio": data_uri(audio), "num_speakers": 0}}
-    )
+    status, _ = server.predict({"audio": data_uri(audio), "num_speakers": 0})
     assert status == 422
 
 
 def test_undecodable_audio_fails_with_a_clear_message(server):
     text = base64.b64encode(b"definitely not audio\n" * 50).decode()
-    status, body = request(
-        server.port, "/predictions", {"input": {"audio": f"data:audio/wav;base64,{text}"}}
-    )
+    status, body = server.predict({"audio": f"data:audio/wav;base64,{text}"})
     assert status == 200
     assert body["status"] == "failed"
     assert "could not decode" in body["error"]
     assert body.get("output") is None
-    _, health = request(server.port, "/health-check")
-    assert health["status"] == "READY"
+    server.wait_until_ready()
+    assert server.health() == "READY"
 
 
 def test_contradictory_speaker_counts_fail_with_a_clear_message(server):
     audio = shared_file("real/fw_stereo_diarization.wav")
     inputs = {"audio": data_uri(audio), "min_speakers": 3, "max_speakers": 2}
-    status, body = request(server.port, "/predictions", {"input": inputs})
+    status, body = server.predict(inputs)
     assert status == 200 and body["status"] == "failed"
     assert "min_speakers (3) is larger than max_speakers (2)" in body["error"]
 
 
+def predict_output(server, **inputs) -> bytes:
+    """The decoded output file of a prediction that must succeed."""
+    audio = shared_file("real/fw_stereo_diarization.wav")
+    status, body = server.predict({"audio": data_uri(audio), **inputs})
+    assert status == 200 and body["status"] == "succeeded", body
+    return base64.b64decode(body["output"].split(",", 1)[1])
+
+
+def test_rttm_output(server):
+    lines = predict_output(server, output_format="rttm").decode().splitlines()
+    assert lines and all(len(line.split()) == 10 for line in lines)
+    assert all(line.startswith("SPEAKER audio 1 ") for line in lines)
+
+
+def test_zip_output_holds_json_rttm_and_timeline(server):
+    with zipfile.ZipFile(io.BytesIO(predict_output(server, output_format="zip"))) as archive:
+        assert sorted(archive.namelist()) == ["output.json", "output.rttm", "timeline.png"]
+        check_output_shape(json.loads(archive.read("output.json")), duration=5.0)
+        assert archive.read("timeline.png")[:4] == b"\x89PNG"
+
+
+def test_postprocessing_controls_reach_the_post_processor(server):
+    default = json.loads(predict_output(server, num_speakers=2))
+    kept = json.loads(
+        predict_output(
+            server, num_speakers=2, min_segment_duration=0, min_speaker_share=0, max_merge_gap=0
+        )
+    )
+    # with every rule off, nothing is dropped or merged: at least as many segments
+    assert len(kept["segments"]) >= len(default["segments"])
+    assert kept["speakers"]["count"] >= default["speakers"]["count"]
+
+
+def test_progress_is_logged_per_stage(server):
+    audio = shared_file("real/fw_stereo_diarization.wav")
+    _, body = server.predict({"audio": data_uri(audio)})
+    for stage in ("decode", "segmentation", "embeddings", "clustering", "postprocess"):
+        assert f"stage {stage}:" in body["logs"]
+    assert "embeddings: 100%" in body["logs"]
+
+
 def test_server_still_ready_after_failures(server):
-    _, health = request(server.port, "/health-check")
-    assert health["status"] == "READY"
+    server.wait_until_ready()
+    assert server.health() == "READY"
 
 
 def test_missing_weights_fail_setup_naming_the_file(tmp_path):
-    server = CogServer(tmp_path / "no-weights", tmp_path / "server.log")
+    # A deployment that requires the seed pipeline says so; "auto" would fall back.
+    server = CogServer(
+        tmp_path / "no-weights", tmp_path / "server.log", {"DIARIZATION_PIPELINE": "pyannote"}
+    )
     try:
         health = server.wait_for_setup()
     finally:

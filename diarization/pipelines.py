@@ -1,0 +1,48 @@
+"""Choosing a diarization pipeline by name: the one place that knows them all.
+
+Each pipeline module imports torch and its models, so they are imported only when
+asked for.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from diarization.weights import WeightsLayout, default_layout
+
+#: Names accepted by `load_pipeline`.
+PIPELINES = ("pyannote", "bundled")
+
+
+def load_pipeline(name: str, weights: str | Path | None = None, device: str | None = None):
+    """Load a pipeline by name.
+
+    Args:
+        name: "pyannote" (the seed pipeline, on local weights) or "bundled"
+            (silero-vad + resemblyzer, from the installed packages).
+        weights: the pyannote weights folder (default: $DIARIZATION_WEIGHTS_DIR or
+            weights/); the bundled pipeline takes none.
+        device: torch device name, e.g. "cpu" or "cuda"; default picks per pipeline.
+
+    Returns:
+        An object with `name`, `embedding_model`, `device` and
+        `__call__(waveform, sample_rate, speakers, progress) -> RawDiarization`.
+
+    Raises:
+        ValueError: unknown name, or weights given for the bundled pipeline.
+    """
+    if name == "pyannote":
+        from diarization.pyannote_pipeline import PyannotePipeline, pick_device
+
+        layout = WeightsLayout(Path(weights)) if weights is not None else default_layout()
+        return PyannotePipeline.load(layout, pick_device(device))
+    if name == "bundled":
+        if weights is not None:
+            raise ValueError(
+                "the bundled pipeline loads its models from the installed packages; "
+                "drop --weights (it is for --pipeline pyannote)"
+            )
+        from diarization.bundled_pipeline import BundledPipeline
+
+        return BundledPipeline.load(device)
+    raise ValueError(f"unknown pipeline {name!r}; choose one of {', '.join(PIPELINES)}")
