@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -158,6 +159,34 @@ class PipelineInfo:
 
 
 @dataclass(frozen=True)
+class Match:
+    """How one detected speaker compares with the known speakers.
+
+    Attributes:
+        name: the known speaker it was identified as, or None.
+        similarity: cosine similarity with `closest` (-1..1; NaN with no known speakers).
+        closest: the most similar known speaker, identified or not.
+    """
+
+    name: str | None
+    similarity: float
+    closest: str | None
+
+
+@dataclass(frozen=True)
+class Identification:
+    """The outcome of matching detected speakers against known ones.
+
+    Attributes:
+        threshold: least cosine similarity that counted as a match.
+        matches: detected label ("A", ...) -> its match.
+    """
+
+    threshold: float
+    matches: dict[str, Match]
+
+
+@dataclass(frozen=True)
 class DiarizationResult:
     """The post-processed answer: the reference model's keys plus documented additions.
 
@@ -169,6 +198,7 @@ class DiarizationResult:
         overlaps: stretches where two or more speakers talk at once.
         pipeline: what produced the result, when known.
         duration: length of the audio in seconds (0 when unknown; not in the JSON).
+        identification: known-speaker matches, when known speakers were given.
     """
 
     segments: list[Segment]
@@ -178,6 +208,7 @@ class DiarizationResult:
     overlaps: list[Overlap] = field(default_factory=list)
     pipeline: PipelineInfo | None = None
     duration: float = 0.0
+    identification: Identification | None = None
 
     def to_json(self) -> str:
         """`output.json`'s text: `to_dict()`, indented."""
@@ -198,6 +229,18 @@ class DiarizationResult:
                 {"speakers": list(o.speakers), **_times(o.start, o.stop)} for o in self.overlaps
             ],
         }
+        if self.identification is not None:
+            output["identification"] = {
+                "threshold": self.identification.threshold,
+                "speakers": {
+                    label: {
+                        "name": m.name,
+                        "similarity": None if math.isnan(m.similarity) else m.similarity,
+                        "closest": m.closest,
+                    }
+                    for label, m in self.identification.matches.items()
+                },
+            }
         if self.pipeline is not None:
             output["pipeline"] = {
                 "name": self.pipeline.name,

@@ -33,7 +33,9 @@ def parse_timestamp(text: str) -> float:
 def check_output_shape(output: dict, duration: float) -> None:
     """The reference output.json shape plus the added keys, and the invariants every
     answer keeps."""
-    assert list(output) == ["segments", "speakers", "exclusive_segments", "overlaps", "pipeline"]
+    added = ["exclusive_segments", "overlaps"]
+    added += ["identification"] if "identification" in output else []
+    assert list(output) == ["segments", "speakers", *added, "pipeline"]
     assert list(output["speakers"]) == ["count", "labels", "embeddings"]
     labels = output["speakers"]["labels"]
     dimension = output["pipeline"]["embedding_dimension"]
