@@ -54,6 +54,18 @@ class Predictor(BasePredictor):
             choices=list(PIPELINE_CHOICES),
             description="auto: pyannote when its weights are installed, else bundled",
         ),
+        known_speakers: Path | None = Input(
+            default=None,
+            description="Known speakers to recognise: JSON {name: embedding} from this model's "
+            "output, or a zip with one recording per speaker named after them (Alice.wav)",
+        ),
+        identification_threshold: float | None = Input(
+            default=None,
+            ge=-1.0,
+            le=1.0,
+            description="Least cosine similarity to take a known speaker's name "
+            "(default: per pipeline, see README)",
+        ),
         output_format: str = Input(
             default="json",
             choices=list(OUTPUT_FORMATS),
@@ -61,11 +73,16 @@ class Predictor(BasePredictor):
         ),
     ) -> Path:
         """Diarize `audio`; returns output.json (or the format asked for)."""
+        known = None
+        if known_speakers is not None:
+            known = self.diarizer.known_speakers(known_speakers, pipeline)
         result = self.diarizer.diarize(
             audio,
             SpeakerCount(num_speakers, min_speakers, max_speakers),
             pipeline=pipeline,
             clustering_threshold=clustering_threshold,
             options=PostprocessOptions(min_segment_duration, min_speaker_share, max_merge_gap),
+            known_speakers=known,
+            identification_threshold=identification_threshold,
         )
         return Path(write_output(result, output_format, self.output_dir))

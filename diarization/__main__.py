@@ -54,6 +54,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "(default: %(default)s)",
     )
     parser.add_argument(
+        "--known-speakers",
+        type=Path,
+        help="JSON {name: embedding} or a zip of recordings named after each speaker",
+    )
+    parser.add_argument(
+        "--identification-threshold", type=float, help="least cosine similarity for a name"
+    )
+    parser.add_argument(
         "--pipeline",
         choices=PIPELINE_CHOICES,
         default="auto",
@@ -82,11 +90,16 @@ def main(argv: list[str] | None = None) -> int:
             args.min_segment_duration, args.min_speaker_share, args.max_merge_gap
         )
         diarizer = Diarizer.load(args.weights, args.device, pipeline=args.pipeline)
+        known = None
+        if args.known_speakers:
+            known = diarizer.known_speakers(args.known_speakers)
         result = diarizer.diarize(
             args.input,
             speakers,
             clustering_threshold=args.clustering_threshold,
             options=options,
+            known_speakers=known,
+            identification_threshold=args.identification_threshold,
         )
     except (InputError, AudioDecodeError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -18,7 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from diarization.audio import SAMPLE_RATE, decode_audio
+from diarization.identify import DEFAULT_THRESHOLDS, apply_names, match_speakers
 from diarization.postprocess import PostprocessOptions, postprocess
+from diarization.references import read_known_speakers
 from diarization.schema import DiarizationResult, InputError, PipelineInfo, SpeakerCount
 from diarization.weights import FETCH_COMMAND, WeightsLayout, default_layout
 
@@ -118,6 +120,8 @@ class Diarizer:
         pipeline: str | None = None,
         clustering_threshold: float | None = None,
         options: PostprocessOptions | None = None,
+        known_speakers: dict[str, np.ndarray] | None = None,
+        identification_threshold: float | None = None,
     ) -> DiarizationResult:
         """Diarize an audio or video file in any format ffmpeg reads.
 
@@ -127,6 +131,10 @@ class Diarizer:
             pipeline: "pyannote" or "bundled" for this call; None for the default.
             clustering_threshold: the pipeline's clustering threshold for this call.
             options: post-processing thresholds for this call.
+            known_speakers: name -> embedding (see `known_speakers`); detected speakers
+                that match one take its name.
+            identification_threshold: least cosine similarity for a match; None takes
+                the pipeline's default (`identify.DEFAULT_THRESHOLDS`).
 
         Raises:
             AudioDecodeError: the file could not be decoded or holds no audio.
@@ -146,6 +154,8 @@ class Diarizer:
             pipeline=pipeline,
             clustering_threshold=clustering_threshold,
             options=options,
+            known_speakers=known_speakers,
+            identification_threshold=identification_threshold,
         )
 
     def diarize_waveform(
@@ -157,8 +167,15 @@ class Diarizer:
         pipeline: str | None = None,
         clustering_threshold: float | None = None,
         options: PostprocessOptions | None = None,
+        known_speakers: dict[str, np.ndarray] | None = None,
+        identification_threshold: float | None = None,
     ) -> DiarizationResult:
         """Diarize a mono float32 waveform already in memory (see `diarize`)."""
+        if identification_threshold is not None and not -1 <= identification_threshold <= 1:
+            raise InputError(
+                f"identification_threshold is a cosine similarity between -1 and 1, "
+                f"got {identification_threshold}"
+            )
         runner = self.pipeline_for(pipeline)
         raw = runner(
             waveform,
@@ -170,6 +187,12 @@ class Diarizer:
         started = time.perf_counter()
         info = PipelineInfo(runner.name, runner.embedding_model, runner.embedding_dimension)
         result = replace(postprocess(raw, options or self.options), pipeline=info)
+        if known_speakers:
+            threshold = identification_threshold
+            if threshold is None:
+                threshold = DEFAULT_THRESHOLDS[runner.name]
+            matches = match_speakers(result.embeddings, known_speakers, threshold)
+            result = apply_names(result, matches, threshold)
         logger.info("stage postprocess: %.3f s", time.perf_counter() - started)
         logger.info(
             "%s pipeline: %d speakers, %d segments in %.1f s of audio",
@@ -179,6 +202,30 @@ class Diarizer:
             raw.duration,
         )
         return result
+
+    def known_speakers(self, path: str | os.PathLike, pipeline: str | None = None):
+        """Name -> embedding from a JSON file of embeddings or a zip of recordings.
+
+        A recording is embedded by diarizing it as one speaker with the clean-up rules
+        off, with the pipeline that will diarize: the same computation as an output
+        speaker embedding.
+
+        Raises:
+            InputError: the file is invalid, or a recording holds no speech.
+        """
+
+        def embed(recording: Path) -> np.ndarray:
+            result = self.diarize(
+                recording,
+                SpeakerCount(num_speakers=1),
+                pipeline=pipeline,
+                options=PostprocessOptions.off(),
+            )
+            if not result.labels:
+                raise InputError("no speech found in it")
+            return np.asarray(result.embeddings[result.labels[0]])
+
+        return read_known_speakers(path, embed)
 
 
 def _load(name: str, layout: WeightsLayout, device: str | None):

@@ -131,3 +131,36 @@ def test_missing_weights_fail_setup_naming_the_file(tmp_path):
     expected = tmp_path / "no-weights" / "pyannote-segmentation" / "pytorch_model.bin"
     assert str(expected) in health["setup"]["logs"]
     assert "scripts/download_weights.py" in health["setup"]["logs"]
+
+
+def test_known_speakers_take_their_names(server, tmp_path):
+    first = json.loads(predict_output(server, num_speakers=2, min_speaker_share=0))
+    labels = first["speakers"]["labels"]
+    known = {"Alice": first["speakers"]["embeddings"][labels[0]]}
+    path = tmp_path / "known.json"
+    path.write_text(json.dumps(known))
+    named = json.loads(
+        predict_output(
+            server,
+            num_speakers=2,
+            min_speaker_share=0,
+            known_speakers=data_uri(path, "application/json"),
+        )
+    )
+    # the same recording gives the same embedding: similarity 1 with Alice's
+    assert named["speakers"]["labels"][0] == "Alice"
+    assert named["speakers"]["labels"][1:] == labels[1:]
+    match = named["identification"]["speakers"][labels[0]]
+    assert match["name"] == "Alice" and match["similarity"] == pytest.approx(1.0, abs=1e-6)
+    assert {s["speaker"] for s in named["segments"]} == set(named["speakers"]["labels"])
+    check_output_shape(named, duration=5.0)
+
+
+def test_invalid_known_speakers_fail_clearly(server, tmp_path):
+    path = tmp_path / "known.json"
+    path.write_text(json.dumps({"Alice": [1.0, 2.0]}))
+    audio = shared_file("real/fw_stereo_diarization.wav")
+    inputs = {"audio": data_uri(audio), "known_speakers": data_uri(path, "application/json")}
+    status, body = server.predict(inputs)
+    assert status == 200 and body["status"] == "failed"
+    assert "have 2 numbers but this pipeline's have 192" in body["error"]
