@@ -204,28 +204,28 @@ class Diarizer:
         return result
 
     def known_speakers(self, path: str | os.PathLike, pipeline: str | None = None):
-        """Name -> embedding from a JSON file of embeddings or a zip of recordings.
-
-        A recording is embedded by diarizing it as one speaker with the clean-up rules
-        off, with the pipeline that will diarize: the same computation as an output
-        speaker embedding.
+        """Name -> embedding from a JSON file of embeddings or a zip of recordings
+        (each embedded with `embed_recording`).
 
         Raises:
             InputError: the file is invalid, or a recording holds no speech.
         """
+        return read_known_speakers(path, lambda file: self.embed_recording(file, pipeline))
 
-        def embed(recording: Path) -> np.ndarray:
-            result = self.diarize(
-                recording,
-                SpeakerCount(num_speakers=1),
-                pipeline=pipeline,
-                options=PostprocessOptions.off(),
-            )
-            if not result.labels:
-                raise InputError("no speech found in it")
-            return np.asarray(result.embeddings[result.labels[0]])
+    def embed_recording(self, path: str | os.PathLike, pipeline: str | None = None) -> np.ndarray:
+        """A known speaker's embedding from a recording of them alone: the recording
+        diarized as one speaker with the clean-up rules off, which is the same
+        computation as an output speaker embedding.
 
-        return read_known_speakers(path, embed)
+        Raises:
+            InputError: the recording holds no speech.
+        """
+        result = self.diarize(
+            path, SpeakerCount(num_speakers=1), pipeline=pipeline, options=PostprocessOptions.off()
+        )
+        if not result.labels:
+            raise InputError("no speech found in it")
+        return np.asarray(result.embeddings[result.labels[0]])
 
 
 def _load(name: str, layout: WeightsLayout, device: str | None):
