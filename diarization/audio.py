@@ -1,22 +1,49 @@
 """Audio decoding: any file ffmpeg can read in, mono float32 samples out.
 
 This module owns turning a media file (wav, mp3, flac, ogg, opus, m4a, a video
-with an audio track, ...) into a waveform at a fixed sample rate, and the errors
-that say why a file could not be decoded. It runs the ``ffmpeg`` binary in a
-subprocess and reads raw samples from its stdout, so it needs numpy and the
-standard library only: no torch, no temporary files.
+with an audio track, ...) into a waveform at a fixed sample rate, the errors
+that say why a file could not be decoded, and the guards that keep a hostile
+file from costing more than `DecodeLimits` allows or from making ffmpeg read
+anything but the file itself. It runs ``ffprobe`` then ``ffmpeg`` in
+subprocesses and streams raw samples from ffmpeg's stdout, so it needs numpy
+and the standard library only: no torch, no temporary files.
+
+Why ffmpeg cannot be made to read other files or URLs:
+
+* The input is always given as ``file:<absolute path>`` with
+  ``-protocol_whitelist file``: no network protocol, no ``data:``, ``pipe:``,
+  ``subfile:`` or ``concat:``; a path that looks like a URL is a file name.
+* ``-format_whitelist`` limits the demuxers to `ACCEPTED_FORMATS`, containers
+  that carry audio and never open another resource. Playlists (``hls``,
+  ``dash``), ``concat``/ffconcat scripts, ``image2`` sequences, ``imf`` and
+  ``sdp`` descriptions, synthesis scripts (``sbg``) and the like are refused
+  before they open anything. The protocol whitelist alone is not enough: a
+  local HLS playlist or ffconcat script may open other *local* files through
+  the ``file`` protocol it is allowed to use.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
+import selectors
+import stat as stat_module
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from diarization.limits import (
+    ENV_DECODE_TIMEOUT_S,
+    ENV_MAX_CHANNELS,
+    ENV_MAX_DURATION_S,
+    ENV_MAX_FILE_BYTES,
+    DecodeLimits,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -24,7 +51,42 @@ logger = logging.getLogger(__name__)
 #: and the ECAPA embedding model were both trained on 16 kHz audio).
 SAMPLE_RATE = 16000
 
+#: ffmpeg demuxers that may read an input. Each holds its media in the file
+#: itself; none follows references to other files or URLs (mov's external
+#: "dref" tracks are off by default in ffmpeg). A file that ffmpeg probes as
+#: anything else is refused, whatever its extension.
+ACCEPTED_FORMATS = (
+    # Uncompressed and lossless audio (WAV includes RF64/BW64).
+    "wav", "w64", "aiff", "caf", "au", "nistsphere", "flac", "wv", "ape", "tta",
+    # Compressed audio (raw streams; ogg carries vorbis, opus, speex and flac).
+    "mp3", "aac", "loas", "ac3", "eac3", "dts", "amr", "amrnb", "amrwb", "ogg",
+    # Audio and video containers: mp4/m4a/mov/3gp, mkv/webm, wma/wmv, avi,
+    # flv, MPEG program and transport streams, nut.
+    "mov", "matroska", "asf", "avi", "flv", "mpeg", "mpegts", "nut",
+)  # fmt: skip
+
 _FFMPEG = "ffmpeg"
+_FFPROBE = "ffprobe"
+# Given to ffprobe and ffmpeg before the input: see the module docstring.
+_INPUT_GUARDS = (
+    "-protocol_whitelist",
+    "file",
+    "-format_whitelist",
+    ",".join(ACCEPTED_FORMATS),
+)
+# ffmpeg guesses a standard layout (and so downmix weights) for up to 8
+# channels; above that, unless the file names its layout, it cannot downmix
+# ("Rematrix is needed ... but there is not enough information").
+_MAX_GUESSED_LAYOUT_CHANNELS = 8
+_READ_CHUNK_BYTES = 1 << 20
+# Keep only the end of ffmpeg's stderr: a damaged file can make it log one
+# line per packet, and the reason for a failure is in the last lines.
+_STDERR_TAIL_BYTES = 64 * 1024
+_BYTES_PER_SAMPLE = 4  # f32le
+# After both pipes close ffmpeg is exiting; don't let a nearly spent deadline
+# turn that into a timeout.
+_EXIT_GRACE_S = 5.0
+
 # ffmpeg's reason is its last few stderr lines; earlier ones are usually
 # per-packet noise from the same failure.
 _MAX_REASON_LINES = 3
@@ -34,25 +96,48 @@ _MAP_HINT = "To ignore this, add a trailing '?' to the map."
 _NO_STREAM_MARKER = "matches no streams"
 # ffmpeg tags lines with the component and its address ("[mp3 @ 0x55c4ffac29c0]");
 # the address differs on every run and means nothing to a reader.
-_COMPONENT_ADDRESS = re.compile(r"^\[(\w+) @ 0x[0-9a-f]+\]")
+_COMPONENT_ADDRESS = re.compile(r"\[([^\]\s]+) @ 0x[0-9a-f]+\]")
+_REFUSED_FORMAT = re.compile(r"^\[([^\]\s]+) @ 0x[0-9a-f]+\] Format not on whitelist")
 
 
 class AudioDecodeError(ValueError):
     """A file could not be decoded to audio; the message names the file and why."""
 
 
+class AudioLimitError(AudioDecodeError):
+    """A file exceeds one of the `DecodeLimits`; the message names the limit,
+    the file's value and the environment variable that raises the limit."""
+
+
 class FFmpegNotFoundError(RuntimeError):
-    """The ``ffmpeg`` executable is not installed or not on ``PATH``."""
+    """The ``ffmpeg`` or ``ffprobe`` executable is not installed or not on ``PATH``."""
 
 
-def decode_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+@dataclass(frozen=True)
+class _AudioStream:
+    """What ffprobe says about the first audio stream (and its container)."""
+
+    format_name: str
+    channels: int  # 0 when the container does not say
+    channel_layout: str  # "" when the container does not say
+    sample_rate_hz: int  # 0 when the container does not say
+    declared_duration_s: float | None  # the container's claim; may be wrong
+
+
+def decode_audio(
+    path: str | os.PathLike,
+    sample_rate: int = SAMPLE_RATE,
+    limits: DecodeLimits | None = None,
+) -> np.ndarray:
     """Decode the first audio stream of a local media file to mono float32 samples.
 
     Channels are averaged to one: stereo becomes ``(left + right) / 2``; other
     layouts use ffmpeg's standard downmix weights scaled to sum to 1 (for 5.1:
-    front left/right 0.21 each, centre 0.29, surrounds 0.15 each, LFE dropped).
-    The audio is then resampled to ``sample_rate``. Video, subtitle and data
-    streams are ignored, so a video file decodes to its soundtrack.
+    front left/right 0.21 each, centre 0.29, surrounds 0.15 each, LFE dropped);
+    more than 8 channels without a named layout (a microphone array) become
+    the plain mean. The audio is then resampled to ``sample_rate``. Video,
+    subtitle and data streams are ignored, so a video file decodes to its
+    soundtrack; of several audio streams, the first is used.
 
     Non-finite samples (NaN, +Inf, -Inf), which a corrupt 32/64-bit float WAV can
     hold and ffmpeg passes through untouched, are replaced with 0 (silence): a
@@ -60,90 +145,90 @@ def decode_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> np.
     embedding computed over the window that contains it.
 
     Args:
-        path: a local file. Only local files are read: ffmpeg is told to refuse
-            network and other protocols.
+        path: a local file. It is always read as a file, even when it looks
+            like a URL (``"http://host/x"`` is the relative path
+            ``http:/host/x``); only containers in `ACCEPTED_FORMATS` are read,
+            and never a file or URL that the input refers to.
         sample_rate: output sample rate in Hz.
+        limits: size, duration, channel and time limits; ``None`` reads them
+            from the environment now (`DecodeLimits.from_env`).
 
     Returns:
         A 1-D, C-contiguous, writable float32 array of samples, nominally in
         [-1, 1], at ``sample_rate``.
 
     Raises:
-        AudioDecodeError: the file is missing, empty, not decodable, has no
-            audio stream, or holds no audio samples.
-        FFmpegNotFoundError: the ``ffmpeg`` executable is not installed.
+        AudioLimitError: the file exceeds one of ``limits`` (the message says
+            which, by how much, and which environment variable raises it).
+        AudioDecodeError: the file is missing, empty, not a regular file, in a
+            format that is not accepted, not decodable, has no audio stream, or
+            holds no audio samples.
+        FFmpegNotFoundError: ``ffmpeg`` or ``ffprobe`` is not installed.
         TypeError: ``sample_rate`` is not an integer.
-        ValueError: ``sample_rate`` is not positive.
+        ValueError: ``sample_rate`` is not positive, or a ``DIARIZATION_*``
+            limit variable is malformed.
     """
     _check_sample_rate(sample_rate)
+    if limits is None:
+        limits = DecodeLimits.from_env()
     path = Path(path)
-    _check_readable_file(path)
+    _check_readable_file(path, limits)
+    start = time.monotonic()
+    deadline = start + limits.decode_timeout_s
+    # The explicit "file:" protocol keeps a name that starts with "-" or holds
+    # a ":" from being read as an option or another protocol.
+    url = f"file:{path.absolute()}"
 
-    command = [
-        _FFMPEG,
-        "-nostdin",
-        "-hide_banner",
-        "-loglevel",
-        "error",
-        "-protocol_whitelist",
-        "file,pipe",
-        # The explicit "file:" protocol keeps a name that starts with "-" or
-        # holds a ":" from being read as an option or another protocol.
-        "-i",
-        f"file:{path.absolute()}",
-        "-map",
-        "0:a:0",
-        "-vn",
-        "-sn",
-        "-dn",
-        "-ac",
-        "1",
-        "-ar",
-        str(sample_rate),
-        # For float output ffmpeg's downmix matrix is not normalised: stereo
-        # becomes 0.707 * (L + R), which can exceed [-1, 1]. Capping the row sum
-        # at 1 makes stereo the plain mean (as with integer output).
-        "-rematrix_maxval",
-        "1.0",
-        "-f",
-        "f32le",
-        "pipe:1",
-    ]
-    start = time.perf_counter()
-    try:
-        result = subprocess.run(command, capture_output=True, check=False)
-    except FileNotFoundError as e:
-        raise FFmpegNotFoundError(
-            f"could not decode '{path}': the '{_FFMPEG}' executable was not found on PATH; "
-            "install ffmpeg (e.g. `apt-get install ffmpeg` or `brew install ffmpeg`)"
-        ) from e
-    elapsed = time.perf_counter() - start
+    stream = _probe(path, url, limits, deadline)
+    if stream.channels > limits.max_channels:
+        raise AudioLimitError(
+            f"could not decode '{path}': its first audio stream has {stream.channels} channels, "
+            f"over the limit of {limits.max_channels}; "
+            f"set {ENV_MAX_CHANNELS} to raise it"
+        )
 
-    stderr_lines = _meaningful_lines(result.stderr)
-    if result.returncode != 0:
-        if any(_NO_STREAM_MARKER in line for line in stderr_lines):
-            raise AudioDecodeError(f"could not decode '{path}': the file has no audio stream")
-        reason = _reason(stderr_lines, path) or f"ffmpeg exited with status {result.returncode}"
-        raise AudioDecodeError(f"could not decode '{path}': {reason}")
+    command = _ffmpeg_command(url, stream, sample_rate)
+    max_samples = int(limits.max_duration_s * sample_rate)
+    samples, stderr_lines, returncode = _run_ffmpeg(
+        command, path, max_samples * _BYTES_PER_SAMPLE, deadline
+    )
+    if len(samples) > max_samples * _BYTES_PER_SAMPLE:
+        declared = stream.declared_duration_s
+        claim = f" (its header says {declared:.0f} s)" if declared else ""
+        raise AudioLimitError(
+            f"could not decode '{path}': the audio is longer than the limit of "
+            f"{limits.max_duration_s:g} s{claim}; decoding stopped there; "
+            f"set {ENV_MAX_DURATION_S} to raise it"
+        )
+    if returncode is None:
+        decoded_s = len(samples) / _BYTES_PER_SAMPLE / sample_rate
+        raise _timeout_error(path, limits, f"after {decoded_s:.1f} s of audio")
+    if returncode != 0:
+        raise _ffmpeg_error(path, stderr_lines, returncode)
     if stderr_lines:
         # ffmpeg decodes around damaged packets and still succeeds; say so,
         # since the result may have gaps.
         logger.warning(
             "ffmpeg reported problems decoding '%s': %s", path, _reason(stderr_lines, path)
         )
-    if not result.stdout:
+    # A killed ffmpeg could leave half a sample; a finished one never does.
+    del samples[len(samples) - len(samples) % _BYTES_PER_SAMPLE :]
+    if not samples:
         raise AudioDecodeError(f"could not decode '{path}': the file holds no audio samples")
 
-    # astype copies into a native-endian, writable array (np.frombuffer over
-    # bytes is read-only), so nan_to_num can then work in place.
-    waveform = np.frombuffer(result.stdout, dtype="<f4").astype(np.float32)
+    # Over a bytearray the array is writable and shares its memory: no copy of
+    # what may be hours of audio (astype copies only on a big-endian machine).
+    waveform = np.frombuffer(samples, dtype="<f4").astype(np.float32, copy=False)
     np.nan_to_num(waveform, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
 
     logger.info(
-        "decoded '%s': %.2f s of audio in %.3f s",
+        "decoded '%s': %.2f s of audio in %.3f s (%s, %d channels at %d Hz)",
         path,
         duration_seconds(waveform, sample_rate),
-        elapsed,
+        time.monotonic() - start,
+        stream.format_name,
+        stream.channels,
+        stream.sample_rate_hz,
     )
     return waveform
 
@@ -181,7 +266,7 @@ def _check_sample_rate(sample_rate: int) -> None:
         raise ValueError(f"sample_rate must be a positive integer in Hz, got {sample_rate}")
 
 
-def _check_readable_file(path: Path) -> None:
+def _check_readable_file(path: Path, limits: DecodeLimits) -> None:
     # These cases get clearer messages here than from ffmpeg ("Invalid data
     # found when processing input" for an empty file).
     try:
@@ -190,14 +275,197 @@ def _check_readable_file(path: Path) -> None:
         raise AudioDecodeError(f"could not decode '{path}': no such file") from e
     except OSError as e:
         raise AudioDecodeError(f"could not decode '{path}': {e.strerror or e}") from e
-    if path.is_dir():
+    if stat_module.S_ISDIR(stat.st_mode):
         raise AudioDecodeError(f"could not decode '{path}': it is a directory, not a file")
+    if not stat_module.S_ISREG(stat.st_mode):
+        # A FIFO or device (/dev/zero, /dev/urandom) could stream forever.
+        raise AudioDecodeError(
+            f"could not decode '{path}': it is not a regular file (a device, FIFO or socket)"
+        )
     if stat.st_size == 0:
         raise AudioDecodeError(f"could not decode '{path}': the file is empty (0 bytes)")
+    if stat.st_size > limits.max_file_bytes:
+        raise AudioLimitError(
+            f"could not decode '{path}': the file is {stat.st_size} bytes "
+            f"({_gib(stat.st_size)}), over the limit of {limits.max_file_bytes} bytes "
+            f"({_gib(limits.max_file_bytes)}); set {ENV_MAX_FILE_BYTES} to raise it"
+        )
 
 
-def _meaningful_lines(stderr: bytes) -> list[str]:
-    lines = (line.strip() for line in stderr.decode("utf-8", errors="replace").splitlines())
+def _probe(path: Path, url: str, limits: DecodeLimits, deadline: float) -> _AudioStream:
+    """The first audio stream's channels and the container's format, from ffprobe."""
+    command = [
+        _FFPROBE,
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        *_INPUT_GUARDS,
+        "-select_streams",
+        "a:0",
+        "-show_entries",
+        "stream=channels,channel_layout,sample_rate:format=format_name,duration",
+        "-of",
+        "json",
+        "-i",
+        url,
+    ]
+    try:
+        result = subprocess.run(
+            command,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            check=False,
+            timeout=max(deadline - time.monotonic(), 0.0),
+        )
+    except FileNotFoundError as e:
+        raise _not_found(path, _FFPROBE) from e
+    except subprocess.TimeoutExpired as e:
+        # subprocess.run has killed ffprobe.
+        raise _timeout_error(path, limits, "while reading the file's header") from e
+    stderr_lines = _meaningful_lines(result.stderr)
+    if result.returncode != 0:
+        raise _ffmpeg_error(path, stderr_lines, result.returncode)
+    try:
+        info = json.loads(result.stdout)
+    except json.JSONDecodeError as e:
+        raise AudioDecodeError(f"could not decode '{path}': ffprobe's answer was not JSON") from e
+    streams = info.get("streams") or []
+    if not streams:
+        raise AudioDecodeError(f"could not decode '{path}': the file has no audio stream")
+    first, container = streams[0], info.get("format") or {}
+    return _AudioStream(
+        format_name=str(container.get("format_name", "")),
+        channels=_as_int(first.get("channels")),
+        channel_layout=str(first.get("channel_layout", "")),
+        sample_rate_hz=_as_int(first.get("sample_rate")),
+        declared_duration_s=_as_float(container.get("duration")),
+    )
+
+
+def _ffmpeg_command(url: str, stream: _AudioStream, sample_rate: int) -> list[str]:
+    """ffmpeg reading the first audio stream of `url`, writing mono f32le to stdout."""
+    return [
+        _FFMPEG,
+        "-nostdin",
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        *_INPUT_GUARDS,
+        "-i",
+        url,
+        "-map",
+        "0:a:0",
+        "-vn",
+        "-sn",
+        "-dn",
+        *_downmix_options(stream),
+        "-ar",
+        str(sample_rate),
+        # For float output ffmpeg's downmix matrix is not normalised: stereo
+        # becomes 0.707 * (L + R), which can exceed [-1, 1]. Capping the row sum
+        # at 1 makes stereo the plain mean (as with integer output).
+        "-rematrix_maxval",
+        "1.0",
+        "-f",
+        "f32le",
+        "pipe:1",
+    ]
+
+
+def _downmix_options(stream: _AudioStream) -> list[str]:
+    if stream.channels > _MAX_GUESSED_LAYOUT_CHANNELS and not stream.channel_layout:
+        weight = 1 / stream.channels
+        mean = "+".join(f"{weight!r}*c{i}" for i in range(stream.channels))
+        # In float: pan would otherwise mix in the input's format (often s16)
+        # and round the mean to it.
+        return ["-af", f"aformat=sample_fmts=flt,pan=mono|c0={mean}", "-ac", "1"]
+    return ["-ac", "1"]
+
+
+def _run_ffmpeg(
+    command: list[str], path: Path, max_bytes: int, deadline: float
+) -> tuple[bytearray, list[str], int | None]:
+    """Run ffmpeg, collecting stdout until it ends, exceeds ``max_bytes`` or the deadline.
+
+    Returns:
+        (stdout, stderr lines, exit status). The status is None when the
+        deadline passed and ffmpeg was killed; stdout holds more than
+        ``max_bytes`` only when ffmpeg was killed for producing them.
+    """
+    try:
+        process = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+    except FileNotFoundError as e:
+        raise _not_found(path, _FFMPEG) from e
+    samples = bytearray()
+    stderr_tail = bytearray()
+    returncode = None
+    with process:
+        try:
+            with selectors.DefaultSelector() as selector:
+                selector.register(process.stdout, selectors.EVENT_READ)
+                selector.register(process.stderr, selectors.EVENT_READ)
+                while selector.get_map() and len(samples) <= max_bytes:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return samples, _meaningful_lines(stderr_tail), None
+                    for key, _ in selector.select(remaining):
+                        chunk = os.read(key.fd, _READ_CHUNK_BYTES)
+                        if not chunk:
+                            selector.unregister(key.fileobj)
+                        elif key.fileobj is process.stdout:
+                            samples += chunk
+                        else:
+                            stderr_tail += chunk
+                            del stderr_tail[:-_STDERR_TAIL_BYTES]
+            if len(samples) <= max_bytes:
+                grace = max(deadline - time.monotonic(), _EXIT_GRACE_S)
+                try:
+                    returncode = process.wait(timeout=grace)
+                except subprocess.TimeoutExpired:
+                    returncode = None
+        finally:
+            # Over a limit, out of time, or an exception here: ffmpeg must not
+            # outlive the call (and `with process` must not wait for it).
+            if process.poll() is None:
+                process.kill()
+    return samples, _meaningful_lines(stderr_tail), returncode
+
+
+def _ffmpeg_error(path: Path, stderr_lines: list[str], returncode: int) -> AudioDecodeError:
+    for line in stderr_lines:
+        refused = _REFUSED_FORMAT.match(line)
+        if refused:
+            return AudioDecodeError(
+                f"could not decode '{path}': ffmpeg reads it as '{refused.group(1)}', "
+                "a format this service does not accept; send an audio or video file "
+                "(wav, mp3, m4a, flac, ogg, opus, webm, mp4, ...). Playlists, concat "
+                "scripts and other formats that refer to other files are refused"
+            )
+    if any(_NO_STREAM_MARKER in line for line in stderr_lines):
+        return AudioDecodeError(f"could not decode '{path}': the file has no audio stream")
+    reason = _reason(stderr_lines, path) or f"ffmpeg exited with status {returncode}"
+    return AudioDecodeError(f"could not decode '{path}': {reason}")
+
+
+def _timeout_error(path: Path, limits: DecodeLimits, progress: str) -> AudioLimitError:
+    return AudioLimitError(
+        f"could not decode '{path}': decoding took longer than the limit of "
+        f"{limits.decode_timeout_s:g} s and was stopped {progress}; "
+        f"set {ENV_DECODE_TIMEOUT_S} to raise it"
+    )
+
+
+def _not_found(path: Path, executable: str) -> FFmpegNotFoundError:
+    return FFmpegNotFoundError(
+        f"could not decode '{path}': the '{executable}' executable was not found on PATH; "
+        "install ffmpeg (e.g. `apt-get install ffmpeg` or `brew install ffmpeg`)"
+    )
+
+
+def _meaningful_lines(stderr: bytes | bytearray) -> list[str]:
+    lines = (line.strip() for line in bytes(stderr).decode("utf-8", "replace").splitlines())
     return [line for line in lines if line and line != _MAP_HINT]
 
 
@@ -206,3 +474,22 @@ def _reason(lines: list[str], path: Path) -> str:
     prefix = f"file:{path.absolute()}: "
     tail = lines[-_MAX_REASON_LINES:]
     return "; ".join(_COMPONENT_ADDRESS.sub(r"[\1]", line.removeprefix(prefix)) for line in tail)
+
+
+def _gib(num_bytes: int) -> str:
+    return f"{num_bytes / 1024**3:.2f} GiB"
+
+
+def _as_int(value: object) -> int:
+    try:
+        return int(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return 0
+
+
+def _as_float(value: object) -> float | None:
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return number if np.isfinite(number) and number > 0 else None

@@ -441,16 +441,19 @@ def test_random_bytes_report_ffmpegs_reason(tmp_path: Path) -> None:
 
 
 @requires_ffmpeg
-def test_txt_file_is_read_as_ansi_art_without_audio(tmp_path: Path) -> None:
-    # ffmpeg's "tty" demuxer claims .txt files as ANSI-art video, so a text
-    # file with that extension fails for lack of an audio stream.
+def test_txt_file_is_refused_as_ansi_art(tmp_path: Path) -> None:
+    # ffmpeg's "tty" demuxer claims .txt files as ANSI-art video; it is not in
+    # ACCEPTED_FORMATS, so the file is refused before anything is decoded.
     path = tmp_path / "notes.txt"
     path.write_text("Speaker A said hello.\n" * 20)
 
     with pytest.raises(AudioDecodeError) as excinfo:
         decode_audio(path)
 
-    assert str(excinfo.value) == f"could not decode '{path}': the file has no audio stream"
+    assert str(excinfo.value).startswith(
+        f"could not decode '{path}': ffmpeg reads it as 'tty', a format this service does not "
+        "accept; send an audio or video file (wav, mp3, m4a, flac, ogg, opus, webm, mp4, ...)"
+    )
 
 
 def test_missing_ffmpeg_says_to_install_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
