@@ -7,6 +7,7 @@ import tempfile
 from cog import BasePredictor, Input, Path
 
 from diarization import Diarizer, PostprocessOptions, SpeakerCount
+from diarization.audio import require_upload
 from diarization.diarizer import PIPELINE_CHOICES
 from diarization.formats import OUTPUT_FORMATS, write_output
 from diarization.schema import MAX_SPEAKERS_LIMIT
@@ -73,11 +74,12 @@ class Predictor(BasePredictor):
         ),
     ) -> Path:
         """Diarize `audio`; returns output.json (or the format asked for)."""
+        uploads = tempfile.gettempdir()  # where Cog writes uploads and downloads
         known = None
         if known_speakers is not None:
-            known = self.diarizer.known_speakers(known_speakers, pipeline)
+            known = self.diarizer.known_speakers(require_upload(known_speakers, uploads), pipeline)
         result = self.diarizer.diarize(
-            audio,
+            require_upload(audio, uploads),
             SpeakerCount(num_speakers, min_speakers, max_speakers),
             pipeline=pipeline,
             clustering_threshold=clustering_threshold,

@@ -233,6 +233,26 @@ def decode_audio(
     return waveform
 
 
+def require_upload(path: str | os.PathLike, upload_dir: str | os.PathLike) -> Path:
+    """`path` if it is a file directly inside `upload_dir`, else an error.
+
+    The Cog server hands an input given as a plain string (`"/etc/x.wav"`) to the
+    predictor unchanged; only files it wrote itself (uploads and downloaded URLs, in
+    its temporary folder) may be read, or a client could make the server read its
+    own files.
+
+    Raises:
+        AudioDecodeError: `path` is not in `upload_dir`.
+    """
+    resolved = Path(path).resolve()
+    if resolved.parent != Path(upload_dir).resolve():
+        raise AudioDecodeError(
+            f"'{path}' is not an uploaded file: send the audio as a file upload or an "
+            "http(s) URL, not as a path on the server"
+        )
+    return resolved
+
+
 def duration_seconds(waveform: np.ndarray, sample_rate: int = SAMPLE_RATE) -> float:
     """Duration of a waveform in seconds.
 

@@ -547,3 +547,16 @@ def test_duration_seconds_rejects_bad_input(
 ) -> None:
     with pytest.raises(error, match=match):
         duration_seconds(waveform, sample_rate)
+
+
+def test_require_upload_accepts_only_files_in_the_upload_folder(tmp_path):
+    from diarization.audio import require_upload
+
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    inside = uploads / "tmpabc.wav"
+    inside.write_bytes(b"x")
+    assert require_upload(inside, uploads) == inside.resolve()
+    for outside in (tmp_path / "secret.wav", uploads / "sub" / "x.wav", uploads / ".." / "y"):
+        with pytest.raises(AudioDecodeError, match="is not an uploaded file"):
+            require_upload(outside, uploads)

@@ -951,19 +951,15 @@ def test_server_answers_with_a_result_or_a_clear_failure(
     refs.assert_untouched()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="coglet 0.23.1 hands a plain path given as the input to predict() unchanged, "
-    "and predict.py decodes it: a client can make the server read its own local audio "
-    "files. Refusing paths outside Cog's upload folder belongs in predict.py.",
-)
 def test_server_does_not_read_a_server_side_path_given_as_input(
     server: CogServer, refs: References
 ) -> None:
     _, body = server.predict({"audio": str(refs.secret)}, timeout=120)
 
     refs.assert_untouched()
-    assert body.get("status") != "succeeded", body
+    # coglet 0.23.1 hands a plain path to predict() unchanged; predict.py refuses it
+    assert body.get("status") == "failed", body
+    assert "is not an uploaded file" in body["error"]
 
 
 def test_server_is_ready_and_serving_after_the_corpus(server: CogServer, tmp_path: Path) -> None:
