@@ -19,6 +19,7 @@ import numpy as np
 
 from diarization.audio import SAMPLE_RATE, decode_audio
 from diarization.identify import DEFAULT_THRESHOLDS, apply_names, match_speakers
+from diarization.limits import ENV_PREDICTION_TIMEOUT_S, prediction_timeout_s
 from diarization.postprocess import PostprocessOptions, postprocess
 from diarization.references import read_known_speakers
 from diarization.schema import DiarizationResult, InputError, PipelineInfo, SpeakerCount
@@ -181,7 +182,7 @@ class Diarizer:
             waveform,
             sample_rate,
             speakers,
-            progress=_log_progress(),
+            progress=_log_progress(time.monotonic() + prediction_timeout_s()),
             clustering_threshold=clustering_threshold,
         )
         started = time.perf_counter()
@@ -243,11 +244,23 @@ def _load(name: str, layout: WeightsLayout, device: str | None):
     return pipeline
 
 
-def _log_progress():
-    """A progress callback that logs each stage at most every 10 percent."""
+class PredictionTimeoutError(RuntimeError):
+    """A diarization ran past its time limit and was stopped."""
+
+
+def _log_progress(deadline: float):
+    """A progress callback that logs each stage at most every 10 percent, and stops
+    the run (raising `PredictionTimeoutError`) once `deadline` (time.monotonic) passes."""
     last: dict[str, int] = {}
+    started = time.monotonic()
 
     def progress(stage: str, fraction: float) -> None:
+        if time.monotonic() > deadline:
+            raise PredictionTimeoutError(
+                f"the diarization took longer than its limit of {deadline - started:.0f} s and "
+                f"was stopped during {stage} ({fraction:.0%} done); set "
+                f"{ENV_PREDICTION_TIMEOUT_S} to raise the limit, or send shorter audio"
+            )
         step = int(fraction * 10)
         if last.get(stage) != step:
             last[stage] = step

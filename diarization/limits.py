@@ -18,6 +18,7 @@ ENV_MAX_FILE_BYTES = "DIARIZATION_MAX_FILE_BYTES"
 ENV_MAX_DURATION_S = "DIARIZATION_MAX_DURATION_S"
 ENV_MAX_CHANNELS = "DIARIZATION_MAX_CHANNELS"
 ENV_DECODE_TIMEOUT_S = "DIARIZATION_DECODE_TIMEOUT_S"
+ENV_PREDICTION_TIMEOUT_S = "DIARIZATION_PREDICTION_TIMEOUT_S"
 
 DEFAULT_MAX_FILE_BYTES = 2 * 1024**3
 DEFAULT_MAX_DURATION_S = 6 * 3600.0
@@ -28,6 +29,23 @@ DEFAULT_MAX_CHANNELS = 32
 # machines and heavy codecs. 6 hours of audio -> 600 s.
 _AUDIO_SECONDS_PER_TIMEOUT_SECOND = 36.0
 _MIN_DECODE_TIMEOUT_S = 60.0
+
+
+#: Wall time one diarization may take after decoding. Generous: the seed pipeline on
+#: 2 CPU cores runs about at real time in its worst case, so 6 hours of audio (the
+#: duration limit) fits; on a GPU it is minutes.
+DEFAULT_PREDICTION_TIMEOUT_S = 8 * 3600.0
+
+
+def prediction_timeout_s(environ: Mapping[str, str] | None = None) -> float:
+    """Seconds one diarization (after decoding) may run: $DIARIZATION_PREDICTION_TIMEOUT_S
+    or `DEFAULT_PREDICTION_TIMEOUT_S`.
+
+    Raises:
+        ValueError: the variable is set to something other than a positive number.
+    """
+    env = os.environ if environ is None else environ
+    return _read(env, ENV_PREDICTION_TIMEOUT_S, float, DEFAULT_PREDICTION_TIMEOUT_S)
 
 
 def default_decode_timeout_s(max_duration_s: float) -> float:

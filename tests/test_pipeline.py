@@ -348,3 +348,14 @@ def test_clustering_threshold_out_of_range_is_an_input_error(diarizer, threshold
 
     with pytest.raises(InputError, match="clustering_threshold must be between 0 and 2"):
         diarizer.pipeline(np.zeros(16000, np.float32), 16000, clustering_threshold=threshold)
+
+
+def test_a_run_past_the_prediction_timeout_stops_with_a_clear_error(diarizer, monkeypatch):
+    from diarization.diarizer import PredictionTimeoutError
+
+    monkeypatch.setenv("DIARIZATION_PREDICTION_TIMEOUT_S", "0.000001")
+    waveform = np.random.default_rng(9).normal(0, 0.1, 6 * 16000).astype(np.float32)
+    with pytest.raises(PredictionTimeoutError, match="DIARIZATION_PREDICTION_TIMEOUT_S"):
+        diarizer.diarize_waveform(waveform)
+    monkeypatch.delenv("DIARIZATION_PREDICTION_TIMEOUT_S")
+    assert diarizer.diarize_waveform(waveform).labels  # the next run is unaffected

@@ -9,7 +9,7 @@ import zipfile
 
 import pytest
 
-from conftest import CogServer, check_output_shape, data_uri, shared_file
+from conftest import ROOT, CogServer, check_output_shape, data_uri, shared_file
 
 
 @pytest.fixture(scope="module")
@@ -164,3 +164,45 @@ def test_invalid_known_speakers_fail_clearly(server, tmp_path):
     status, body = server.predict(inputs)
     assert status == 200 and body["status"] == "failed"
     assert "have 2 numbers but this pipeline's have 192" in body["error"]
+
+
+CRASH_ONCE = """
+import sys
+
+sys.path.insert(0, {root!r})  # sitecustomize runs before the project is on sys.path
+import diarization.diarizer as d
+
+_original = d.Diarizer.diarize_waveform
+_calls = []
+
+
+def _crash_once(self, *args, **kwargs):
+    _calls.append(1)
+    if len(_calls) == 1:
+        raise RuntimeError("injected crash inside the pipeline")
+    return _original(self, *args, **kwargs)
+
+
+d.Diarizer.diarize_waveform = _crash_once
+"""
+
+
+def test_a_crash_inside_the_pipeline_fails_that_prediction_only(random_weights, tmp_path):
+    # sitecustomize runs in every Python the server starts, the Cog worker included
+    (tmp_path / "inject").mkdir()
+    (tmp_path / "inject" / "sitecustomize.py").write_text(CRASH_ONCE.format(root=str(ROOT)))
+    server = CogServer(
+        random_weights.root, tmp_path / "server.log", {"PYTHONPATH": str(tmp_path / "inject")}
+    )
+    try:
+        assert server.wait_for_setup()["status"] == "READY"
+        audio = {"audio": data_uri(shared_file("real/fw_stereo_diarization.wav"))}
+        status, crashed = server.predict(audio)
+        assert status == 200 and crashed["status"] == "failed"
+        assert "injected crash inside the pipeline" in crashed["error"]
+        status, after = server.predict(audio)
+        assert status == 200 and after["status"] == "succeeded", after
+        server.wait_until_ready()
+        assert server.health() == "READY"
+    finally:
+        server.close()
