@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 EXAMPLE := examples/conversation.mp3
 
-.PHONY: setup demo test lint format schema weights bench
+.PHONY: setup demo test lint format schema weights bench evaluate
 
 setup:            ## ffmpeg + .venv with the pinned requirements (idempotent)
 	bash scripts/setup.sh
@@ -27,3 +27,9 @@ schema: setup     ## .cog/openapi_schema.json from predict.py (for the Cog serve
 
 weights: setup    ## fetch the real weights (needs HF_TOKEN; see weights/README.md)
 	$(PY) scripts/download_weights.py
+
+bench: setup      ## stock pyannote vs this project, side by side (prints figures)
+	$(PY) scripts/benchmark.py --minutes 1 --cold-start
+
+evaluate: setup   ## DER / JER / speaker count on ../shared/data
+	$(PY) -m diarization.evaluate ../shared/data/real ../shared/data/sim --pipeline bundled
