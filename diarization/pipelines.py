@@ -25,8 +25,9 @@ def load_pipeline(name: str, weights: str | Path | None = None, device: str | No
         device: torch device name, e.g. "cpu" or "cuda"; default picks per pipeline.
 
     Returns:
-        An object with `name`, `embedding_model`, `device` and
-        `__call__(waveform, sample_rate, speakers, progress) -> RawDiarization`.
+        An object with `name`, `embedding_model`, `embedding_dimension`, `device` and
+        `__call__(waveform, sample_rate, speakers, progress, clustering_threshold)
+        -> RawDiarization`.
 
     Raises:
         ValueError: unknown name, or weights given for the bundled pipeline.
