@@ -34,3 +34,14 @@ def test_bundled_asked_for_never_needs_weights(tmp_path):
 def test_unknown_pipeline_is_an_input_error(random_weights):
     with pytest.raises(InputError, match="pipeline must be one of auto, pyannote, bundled"):
         choose_pipeline("whisper", random_weights)
+
+
+def test_another_pipeline_is_loaded_on_request_and_kept(diarizer):
+    from conftest import ROOT
+
+    example = ROOT / "examples" / "conversation.mp3"  # shipped: two LibriSpeech speakers
+    result = diarizer.diarize(example, pipeline="bundled")
+    assert result.pipeline.name == "bundled" and result.pipeline.embedding_dimension == 256
+    assert result.labels == ["A", "B"]
+    assert diarizer.pipeline.name == "pyannote"  # the default is unchanged
+    assert diarizer.pipeline_for("bundled") is diarizer.pipeline_for("bundled")
