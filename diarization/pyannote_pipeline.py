@@ -41,6 +41,10 @@ HYPERPARAMETERS = {
 SEGMENTATION_STEP = 0.1
 BATCH_SIZE = 32
 DEFAULT_CLUSTERING_THRESHOLD = HYPERPARAMETERS["clustering"]["threshold"]
+#: Embedding batch size on a CPU. ECAPA's activations for 32 windows of 5 s overflow
+#: the caches: on 2 cores, 93 embeddings took 18.8 s in batches of 32, 11.6-11.9 s in
+#: batches of 2-4 and 13.2 s one by one (2026-11-25). GPUs keep BATCH_SIZE.
+CPU_EMBEDDING_BATCH_SIZE = 4
 #: Most embeddings the agglomerative clustering builds its dendrogram from. Its
 #: pairwise distances grow with the square of this (12000 -> 0.6 GB); past it,
 #: evenly spaced embeddings build the dendrogram and every embedding is still
@@ -334,6 +338,8 @@ def load_models(
         pipeline = kind(segmentation, embedding)
         pipeline.instantiate(HYPERPARAMETERS)
         pipeline.to(device)
+        if not stock and device.type == "cpu":
+            pipeline.embedding_batch_size = CPU_EMBEDDING_BATCH_SIZE
     if printed.getvalue():
         logger.debug("while loading: %s", printed.getvalue().strip())
     return pipeline

@@ -16,6 +16,7 @@ from conftest import ROOT, check_output_shape, shared_file, write_wav
 from diarization import AudioDecodeError, Diarizer, SpeakerCount, WeightsError
 from diarization.pyannote_pipeline import (
     BATCH_SIZE,
+    CPU_EMBEDDING_BATCH_SIZE,
     HYPERPARAMETERS,
     PyannotePipeline,
     load_models,
@@ -23,7 +24,7 @@ from diarization.pyannote_pipeline import (
 from diarization.weights import FETCH_COMMAND
 
 
-def test_loads_both_models_from_the_published_layouts(diarizer):
+def test_loads_both_models_from_the_published_layouts(diarizer, random_weights):
     pipeline = diarizer.pipeline._pipeline
     specs = pipeline._segmentation.model.specifications
     assert (specs.duration, len(specs.classes), specs.powerset) == (5.0, 3, False)
@@ -31,7 +32,10 @@ def test_loads_both_models_from_the_published_layouts(diarizer):
     assert pipeline.parameters(instantiated=True) == HYPERPARAMETERS
     assert pipeline.embedding_exclude_overlap is True
     assert pipeline.segmentation_step == 0.1
-    assert pipeline._segmentation.batch_size == pipeline.embedding_batch_size == BATCH_SIZE
+    assert pipeline._segmentation.batch_size == BATCH_SIZE
+    assert pipeline.embedding_batch_size == CPU_EMBEDDING_BATCH_SIZE  # measured faster on CPUs
+    stock = load_models(random_weights, torch.device("cpu"), stock=True)
+    assert stock.embedding_batch_size == BATCH_SIZE
     assert diarizer.pipeline.device == torch.device("cpu")
 
 
