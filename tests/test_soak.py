@@ -178,8 +178,8 @@ def test_sequential_predictions_stay_correct_with_flat_memory_and_no_leftovers(
 
     warm, end = usage[WARM_UP_PREDICTIONS], usage[NUM_PREDICTIONS]
     print(f"server tree after prediction {WARM_UP_PREDICTIONS}: {warm}; at the end: {end}")
-    assert end.rss_bytes < warm.rss_bytes * (1 + MAX_RSS_GROWTH)
-    assert (end.processes, end.open_files) == (warm.processes, warm.open_files)
+    assert end.rss_bytes < warm.rss_bytes * (1 + MAX_RSS_GROWTH), (warm, end)
+    assert (end.processes, end.open_files) == (warm.processes, warm.open_files), (warm, end)
     # The server's private TMPDIR: only the predictor's fixed output file is new.
     assert all_paths(server_tmp) - server_tmp_before == {f"{output_dirs[0]}/output.json"}
     # The shared temp dir (other processes use it too): no copy of the upload.
