@@ -21,17 +21,18 @@ def rttm_field(text: str) -> str:
     return _WHITESPACE.sub("_", text.strip()) or "_"
 
 
-def rttm(segments: Sequence[Segment], uri: str = "audio") -> str:
-    """The standard 10-field RTTM lines of `segments`, one per line, times in seconds.
-
-    `SPEAKER <uri> 1 <onset> <duration> <NA> <NA> <speaker> <NA> <NA>`
-    """
-    uri = rttm_field(uri)
-    return "".join(
-        f"SPEAKER {uri} 1 {s.start:.3f} {s.stop - s.start:.3f} <NA> <NA> "
-        f"{rttm_field(s.speaker)} <NA> <NA>\n"
-        for s in segments
+def rttm_line(uri: str, start: float, duration: float, speaker: str) -> str:
+    """One standard 10-field RTTM line (no newline), times in seconds with 3 decimals:
+    `SPEAKER <uri> 1 <onset> <duration> <NA> <NA> <speaker> <NA> <NA>`."""
+    return (
+        f"SPEAKER {rttm_field(uri)} 1 {start:.3f} {duration:.3f} <NA> <NA> "
+        f"{rttm_field(speaker)} <NA> <NA>"
     )
+
+
+def rttm(segments: Sequence[Segment], uri: str = "audio") -> str:
+    """The RTTM lines of `segments`, one per line."""
+    return "".join(rttm_line(uri, s.start, s.stop - s.start, s.speaker) + "\n" for s in segments)
 
 
 def _clock(seconds: float, _position=None) -> str:

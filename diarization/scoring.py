@@ -18,6 +18,7 @@ from pyannote.core import Annotation, Timeline
 from pyannote.core import Segment as Interval
 from pyannote.metrics.diarization import DiarizationErrorRate, JaccardErrorRate
 
+from diarization.formats import rttm_line
 from diarization.schema import Segment, Turn
 
 #: Collars scored, in seconds (total width: collar / 2 on each side of every reference
@@ -79,8 +80,7 @@ def read_uem(path: str | Path) -> dict[str, Timeline]:
 def rttm_lines(annotation: Annotation) -> list[str]:
     """The RTTM lines of an annotation, sorted by onset, times with 3 decimals."""
     return [
-        f"SPEAKER {annotation.uri} 1 {segment.start:.3f} {segment.duration:.3f} "
-        f"<NA> <NA> {label} <NA> <NA>"
+        rttm_line(str(annotation.uri), segment.start, segment.duration, str(label))
         for segment, _, label in annotation.itertracks(yield_label=True)
     ]
 
