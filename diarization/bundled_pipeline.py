@@ -49,7 +49,13 @@ from diarization.turns import (
     restore_speakers,
     to_frame,
 )
-from diarization.vad import SileroVad, VadOptions, normalize_loudness, speech_regions
+from diarization.vad import (
+    SileroVad,
+    VadOptions,
+    extend_in_gated_audio,
+    normalize_loudness,
+    speech_regions,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +78,10 @@ class BundledOptions:
             windows among 1.0-2.5 s on the dev set.
         label_window, label_step: shorter windows, more often, for locating
             speaker changes once the speakers are known.
+        gated_extension: in noise-gated recordings (pauses of digital silence),
+            labelled speech is extended by up to this many seconds over the sound
+            that silero-vad leaves out at the edges of utterances
+            (`vad.extend_in_gated_audio`); 0 turns it off.
         label_step_frames: Viterbi decision step in 10 ms frames (50 ms).
         switch_penalty: Viterbi cost of a change of speaker, in cosine units.
         max_pause: same-speaker pauses shorter than this many seconds are
@@ -88,7 +98,8 @@ class BundledOptions:
     cluster_window: float = 1.5
     cluster_step: float = 0.75
     label_window: float = 1.0
-    label_step: float = 0.25
+    label_step: float = 0.1
+    gated_extension: float = 0.5
     label_step_frames: int = 5
     switch_penalty: float = 0.1
     max_pause: float = 1.5
@@ -184,6 +195,7 @@ class BundledPipeline:
         probabilities = self._vad.probabilities(samples)
         window_regions = speech_regions(probabilities, opts.window_vad, duration=duration)
         speech = speech_regions(probabilities, opts.speech_vad, duration=duration)
+        speech = extend_in_gated_audio(speech, samples, opts.gated_extension)
         timer.lap("speech_activity")
 
         frames = mel_frames(samples)

@@ -135,6 +135,66 @@ def speech_regions(
     return padded
 
 
+def extend_in_gated_audio(
+    regions: list[tuple[float, float]],
+    samples: np.ndarray,
+    max_extension: float,
+    sample_rate: int = SAMPLE_RATE,
+    frame_samples: int = FRAME_SAMPLES,
+    silence_dbfs: float = -100.0,
+    silent_share: float = 0.1,
+    sound_dbfs: float = -60.0,
+) -> list[tuple[float, float]]:
+    """Extend speech regions over the sound next to them in noise-gated audio.
+
+    silero-vad reacts late to soft onsets and releases early on soft endings
+    (breathy or unvoiced sounds at the edge of an utterance), by up to half a
+    second. Where a recording's pauses are digital silence (a noise gate or an
+    editor set them to zero: at least `silent_share` of its frames are below
+    `silence_dbfs`), any sound is part of what was kept on purpose, so each
+    region is extended over the contiguous frames louder than `sound_dbfs`
+    before and after it, by at most `max_extension` seconds each way. Any other
+    recording is returned unchanged: over a noise floor, energy cannot tell a
+    soft onset from noise.
+
+    Args:
+        regions: sorted, non-overlapping (start, end) speech regions in seconds.
+        samples: the loudness-normalised waveform the regions came from.
+        max_extension: seconds; 0 returns `regions` unchanged.
+
+    Returns:
+        Sorted, non-overlapping regions (extended regions that meet are joined).
+    """
+    num_frames = len(samples) // frame_samples
+    if max_extension <= 0 or num_frames == 0 or not regions:
+        return list(regions)
+    frames = np.asarray(samples[: num_frames * frame_samples], dtype=np.float64)
+    levels = 10 * np.log10(np.mean(frames.reshape(num_frames, -1) ** 2, axis=1) + 1e-20)
+    if np.mean(levels < silence_dbfs) < silent_share:
+        return list(regions)
+    sound = levels > sound_dbfs
+    frame_duration = frame_samples / sample_rate
+    limit = int(round(max_extension / frame_duration))
+    duration = len(samples) / sample_rate
+    extended: list[tuple[float, float]] = []
+    for start, end in regions:
+        first = min(int(start / frame_duration), num_frames)
+        last = min(int(np.ceil(end / frame_duration)), num_frames)
+        before = first
+        while before > 0 and first - before < limit and sound[before - 1]:
+            before -= 1
+        after = last
+        while after < num_frames and after - last < limit and sound[after]:
+            after += 1
+        start = min(start, before * frame_duration)
+        end = max(end, min(duration, after * frame_duration))
+        if extended and start <= extended[-1][1]:
+            extended[-1] = (extended[-1][0], max(extended[-1][1], end))
+        else:
+            extended.append((start, end))
+    return extended
+
+
 class SileroVad:
     """silero-vad's packaged model: speech probability of every 32 ms frame."""
 

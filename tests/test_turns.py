@@ -17,7 +17,12 @@ from diarization.turns import (
     restore_speakers,
     viterbi,
 )
-from diarization.vad import VadOptions, normalize_loudness, speech_regions
+from diarization.vad import (
+    VadOptions,
+    extend_in_gated_audio,
+    normalize_loudness,
+    speech_regions,
+)
 
 NAMES = ["S0", "S1", "S2"]
 
@@ -146,3 +151,37 @@ def test_normalize_loudness_raises_quiet_speech_only():
     assert np.max(np.abs(normalize_loudness(faint, max_gain_db=30.0))) == pytest.approx(
         1e-4 * 10**1.5, rel=1e-3
     )
+
+
+def _gated_recording(floor: float) -> np.ndarray:
+    """4 s at 16 kHz: background at amplitude `floor`, a soft sound (-40 dBFS) in
+    0.70-1.00 s, speech (-20 dBFS) in 1.00-2.00 s, a soft sound in 2.00-2.20 s."""
+    rng = np.random.default_rng(0)
+    samples = floor * rng.standard_normal(64000)
+    samples[11200:16000] = 0.01 * rng.standard_normal(4800)
+    samples[16000:32000] = 0.1 * rng.standard_normal(16000)
+    samples[32000:35200] = 0.01 * rng.standard_normal(3200)
+    return samples.astype(np.float32)
+
+
+def test_gated_audio_regions_grow_over_the_soft_sound_at_their_edges():
+    # digital silence around: the region (what silero found) grows to the soft sound's edges
+    regions = extend_in_gated_audio([(1.0, 2.0)], _gated_recording(0.0), max_extension=0.5)
+    assert len(regions) == 1
+    # 32 ms frames: 0.70 s and 2.20 s up to one frame
+    assert regions[0][0] == pytest.approx(0.70, abs=0.032)
+    assert regions[0][1] == pytest.approx(2.20, abs=0.032)
+    # by at most max_extension each way
+    short = extend_in_gated_audio([(1.0, 2.0)], _gated_recording(0.0), max_extension=0.1)
+    assert short[0][0] == pytest.approx(0.90, abs=0.032)
+    assert short[0][1] == pytest.approx(2.10, abs=0.032)
+    # regions that grow into each other are joined
+    joined = extend_in_gated_audio([(1.0, 1.5), (1.6, 2.0)], _gated_recording(0.0), 0.5)
+    assert len(joined) == 1
+
+
+def test_audio_with_a_noise_floor_or_no_extension_is_left_unchanged():
+    # a -50 dBFS noise floor: no digital silence, energy cannot tell sound from noise
+    assert extend_in_gated_audio([(1.0, 2.0)], _gated_recording(0.003), 0.5) == [(1.0, 2.0)]
+    assert extend_in_gated_audio([(1.0, 2.0)], _gated_recording(0.0), 0.0) == [(1.0, 2.0)]
+    assert extend_in_gated_audio([], _gated_recording(0.0), 0.5) == []
