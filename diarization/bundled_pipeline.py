@@ -3,10 +3,11 @@
 Both models ship inside their PyPI packages (silero-vad: MIT; resemblyzer:
 Apache-2.0), so this pipeline runs offline with no weights folder. Stages:
 
-1. speech activity: loudness normalisation, silero-vad probabilities, regions;
+1. speech activity: loudness normalisation, silero-vad probabilities, regions
+   (widened over soft utterance edges in noise-gated audio);
 2. embeddings: GE2E embeddings of 1.5 s windows inside the speech regions;
 3. clustering: divisive clustering with a speaker-count estimate (`clustering`);
-4. turns: 1.0 s windows every 0.25 s scored against the speaker centroids,
+4. turns: 1.0 s windows every 0.1 s scored against the speaker centroids,
    Viterbi-smoothed per 50 ms, short same-speaker pauses bridged, both speakers
    kept for a moment at each speaker change (`turns`).
 
