@@ -19,7 +19,11 @@ class Predictor(BasePredictor):
     def setup(self) -> None:
         """Load the models once, from local files only (never from the network)."""
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-        self.diarizer = Diarizer.load(pipeline=os.environ.get("DIARIZATION_PIPELINE", "auto"))
+        self.diarizer = Diarizer.load(
+            pipeline=os.environ.get("DIARIZATION_PIPELINE", "auto"),
+            # approximate, faster embeddings: a deployment's choice, off unless set to 1
+            single_pass_embeddings=os.environ.get("DIARIZATION_SINGLE_PASS_EMBEDDINGS") == "1",
+        )
         self.output_dir = Path(tempfile.mkdtemp(prefix="diarization-"))
 
     def predict(

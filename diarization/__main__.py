@@ -68,6 +68,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="auto (default): pyannote when its weights are present, else bundled",
     )
     parser.add_argument(
+        "--single-pass-embeddings",
+        action="store_true",
+        help="pyannote pipeline: approximate speaker embeddings from one pass over the audio "
+        "(much faster on long audio; not the same answer as stock pyannote)",
+    )
+    parser.add_argument(
         "--weights",
         type=Path,
         help="weights folder (default: $DIARIZATION_WEIGHTS_DIR or weights/)",
@@ -89,7 +95,12 @@ def main(argv: list[str] | None = None) -> int:
         options = PostprocessOptions(
             args.min_segment_duration, args.min_speaker_share, args.max_merge_gap
         )
-        diarizer = Diarizer.load(args.weights, args.device, pipeline=args.pipeline)
+        diarizer = Diarizer.load(
+            args.weights,
+            args.device,
+            pipeline=args.pipeline,
+            single_pass_embeddings=args.single_pass_embeddings,
+        )
         known = None
         if args.known_speakers:
             known = diarizer.known_speakers(args.known_speakers)

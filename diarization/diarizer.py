@@ -69,12 +69,14 @@ class Diarizer:
         options: PostprocessOptions = PostprocessOptions(),
         layout: WeightsLayout | None = None,
         device: str | None = None,
+        single_pass_embeddings: bool = False,
     ):
         self._pipelines = {pipeline.name: pipeline}
         self.pipeline = pipeline
         self.options = options
         self._layout = layout or default_layout()
         self._device = device
+        self._single_pass = single_pass_embeddings
 
     @classmethod
     def load(
@@ -82,6 +84,7 @@ class Diarizer:
         weights: WeightsLayout | str | os.PathLike | None = None,
         device: str | None = None,
         pipeline: str = "auto",
+        single_pass_embeddings: bool = False,
     ) -> Diarizer:
         """Load a pipeline: the seed pipeline from a weights folder, or the bundled one.
 
@@ -90,6 +93,10 @@ class Diarizer:
                 `default_layout()`.
             device: torch device name ("cpu", "cuda", "cuda:1"); None picks a GPU if any.
             pipeline: "auto", "pyannote" or "bundled" (see `choose_pipeline`).
+            single_pass_embeddings: the pyannote pipeline computes approximate
+                embeddings in one pass over the audio (`diarization.ecapa_single_pass`;
+                faster, not the same answer as stock pyannote). Off by default; the
+                bundled pipeline ignores it.
 
         Raises:
             WeightsError: "pyannote" asked for and a weight file is missing or unreadable.
@@ -102,7 +109,13 @@ class Diarizer:
             layout = WeightsLayout(Path(weights))
         name, why = choose_pipeline(pipeline, layout)
         logger.info("pipeline %s (%s)", name, why)
-        return cls(_load(name, layout, device), layout=layout, device=device)
+        single_pass = single_pass_embeddings and name == "pyannote"
+        return cls(
+            _load(name, layout, device, single_pass),
+            layout=layout,
+            device=device,
+            single_pass_embeddings=single_pass_embeddings,
+        )
 
     def pipeline_for(self, name: str | None):
         """The loaded pipeline for a requested name (None or "auto": the default)."""
@@ -110,7 +123,8 @@ class Diarizer:
             return self.pipeline
         name, _ = choose_pipeline(name, self._layout)
         if name not in self._pipelines:
-            self._pipelines[name] = _load(name, self._layout, self._device)
+            single_pass = self._single_pass and name == "pyannote"
+            self._pipelines[name] = _load(name, self._layout, self._device, single_pass)
         return self._pipelines[name]
 
     def diarize(
@@ -229,7 +243,7 @@ class Diarizer:
         return np.asarray(result.embeddings[result.labels[0]])
 
 
-def _load(name: str, layout: WeightsLayout, device: str | None):
+def _load(name: str, layout: WeightsLayout, device: str | None, single_pass: bool = False):
     # The service reads local files only; make any stray hub lookup fail fast
     # instead of hanging. huggingface_hub reads this when first imported, below.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -237,7 +251,8 @@ def _load(name: str, layout: WeightsLayout, device: str | None):
     from diarization.pipelines import load_pipeline
 
     started = time.perf_counter()
-    pipeline = load_pipeline(name, layout.root if name == "pyannote" else None, device)
+    weights = layout.root if name == "pyannote" else None
+    pipeline = load_pipeline(name, weights, device, single_pass)
     logger.info(
         "loaded %s pipeline on %s in %.2f s", name, pipeline.device, time.perf_counter() - started
     )

@@ -14,7 +14,12 @@ from diarization.weights import WeightsLayout, default_layout
 PIPELINES = ("pyannote", "bundled")
 
 
-def load_pipeline(name: str, weights: str | Path | None = None, device: str | None = None):
+def load_pipeline(
+    name: str,
+    weights: str | Path | None = None,
+    device: str | None = None,
+    single_pass: bool = False,
+):
     """Load a pipeline by name.
 
     Args:
@@ -23,6 +28,8 @@ def load_pipeline(name: str, weights: str | Path | None = None, device: str | No
         weights: the pyannote weights folder (default: $DIARIZATION_WEIGHTS_DIR or
             weights/); the bundled pipeline takes none.
         device: torch device name, e.g. "cpu" or "cuda"; default picks per pipeline.
+        single_pass: the pyannote pipeline's approximate single-pass embeddings
+            (`diarization.ecapa_single_pass`) instead of the exact ones.
 
     Returns:
         An object with `name`, `embedding_model`, `embedding_dimension`, `device` and
@@ -36,8 +43,13 @@ def load_pipeline(name: str, weights: str | Path | None = None, device: str | No
         from diarization.pyannote_pipeline import PyannotePipeline, pick_device
 
         layout = WeightsLayout(Path(weights)) if weights is not None else default_layout()
-        return PyannotePipeline.load(layout, pick_device(device))
+        return PyannotePipeline.load(layout, pick_device(device), single_pass=single_pass)
     if name == "bundled":
+        if single_pass:
+            raise ValueError(
+                "single-pass embeddings are an option of the pyannote pipeline; "
+                "the bundled pipeline has no other embedding stage"
+            )
         if weights is not None:
             raise ValueError(
                 "the bundled pipeline loads its models from the installed packages; "

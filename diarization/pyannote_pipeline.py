@@ -27,6 +27,7 @@ from pyannote.audio.pipelines.clustering import AgglomerativeClustering
 from pyannote.audio.pipelines.speaker_verification import SpeechBrainPretrainedSpeakerEmbedding
 from pyannote.core import Annotation, SlidingWindowFeature
 
+from diarization.ecapa_single_pass import SinglePassEcapa
 from diarization.schema import InputError, RawDiarization, SpeakerCount, Turn, WindowEmbeddings
 from diarization.weights import ECAPA_FILES, FETCH_COMMAND, WeightsError, WeightsLayout
 
@@ -255,6 +256,38 @@ class FastSpeakerDiarization(StockSpeakerDiarization):
         return embeddings
 
 
+class SinglePassSpeakerDiarization(FastSpeakerDiarization):
+    """The same pipeline with approximate embeddings from one pass of ECAPA's trunk
+    over the audio instead of one run per (window, speaker) pair (opt-in; what
+    differs is in `diarization.ecapa_single_pass`). Pairs with too little speech
+    get NaN as in the exact stage; segmentation and clustering are unchanged."""
+
+    def get_embeddings(self, file, binary_segmentations, exclude_overlap=False, hook=None):
+        window = binary_segmentations.sliding_window
+        num_chunks, num_frames, local_speakers = binary_segmentations.data.shape
+        embedding = self._embedding
+        masks = _embedding_masks(
+            binary_segmentations.data, exclude_overlap, window.duration, embedding
+        )
+        num_samples = math.floor(window.duration * embedding.sample_rate)
+        speech = masks @ _samples_per_frame(num_frames, num_samples)
+        embeddings = np.full((num_chunks, local_speakers, embedding.dimension), np.nan, np.float32)
+        pairs = np.argwhere(speech >= embedding.min_num_samples)
+        starts = np.round(
+            (window.start + np.arange(num_chunks) * window.step) * embedding.sample_rate
+        ).astype(np.int64)
+
+        def progress(done: int, total: int) -> None:
+            if hook is not None:
+                hook("embeddings", None, total=total, completed=done)
+
+        single_pass = SinglePassEcapa(embedding.classifier_)
+        embeddings[pairs[:, 0], pairs[:, 1]] = single_pass.embed_pairs(
+            file["waveform"][0], starts, num_samples, masks, pairs, progress
+        )
+        return embeddings
+
+
 def _release_gpu_memory() -> None:
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
@@ -296,11 +329,13 @@ def _check_checkpoint(path: Path) -> None:
 
 
 def load_models(
-    layout: WeightsLayout, device: torch.device, stock: bool = False
+    layout: WeightsLayout, device: torch.device, stock: bool = False, single_pass: bool = False
 ) -> SpeakerDiarization:
     """Load both models from `layout` and build the pyannote pipeline on `device`.
 
-    `stock=True` keeps pyannote's own embedding stage (for side-by-side benchmarks).
+    `stock=True` keeps pyannote's own embedding stage (for side-by-side benchmarks);
+    `single_pass=True` uses the approximate single-pass embeddings
+    (`SinglePassSpeakerDiarization`). The default is the exact fast stage.
 
     Raises:
         WeightsError: a file is missing or unreadable; the message names it.
@@ -334,7 +369,15 @@ def load_models(
                 f"could not load the ECAPA model in {layout.embedding} "
                 f"({type(e).__name__}: {e}); fetch it again with `{FETCH_COMMAND}`"
             ) from e
-        kind = StockSpeakerDiarization if stock else FastSpeakerDiarization
+        if stock and single_pass:
+            raise ValueError("stock pyannote has no single-pass embeddings")
+        kind = (
+            StockSpeakerDiarization
+            if stock
+            else SinglePassSpeakerDiarization
+            if single_pass
+            else FastSpeakerDiarization
+        )
         pipeline = kind(segmentation, embedding)
         pipeline.instantiate(HYPERPARAMETERS)
         pipeline.to(device)
@@ -358,13 +401,18 @@ class PyannotePipeline:
 
     def __init__(self, pipeline: SpeakerDiarization):
         self._pipeline = pipeline
+        if isinstance(pipeline, SinglePassSpeakerDiarization):
+            self.embedding_model += " (single-pass, approximate)"
         #: Wall seconds of each stage of the last call.
         self.last_stage_seconds: dict[str, float] = {}
 
     @classmethod
-    def load(cls, layout: WeightsLayout, device: torch.device | None = None) -> PyannotePipeline:
-        """Load from a weights folder; `device` defaults to `pick_device()`."""
-        return cls(load_models(layout, device or pick_device()))
+    def load(
+        cls, layout: WeightsLayout, device: torch.device | None = None, single_pass: bool = False
+    ) -> PyannotePipeline:
+        """Load from a weights folder; `device` defaults to `pick_device()`;
+        `single_pass` picks the approximate embeddings (see `load_models`)."""
+        return cls(load_models(layout, device or pick_device(), single_pass=single_pass))
 
     @property
     def device(self) -> torch.device:

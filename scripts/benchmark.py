@@ -7,15 +7,20 @@ processes (so that each peak RSS is its own):
   (a) stock  pyannote.audio SpeakerDiarization called as the reference model calls
              it: a file path, the 2.1 hyper-parameters, batch size 32;
   (b) ours   ffmpeg decode in memory, the fast embedding stage, bounded clustering,
-             post-processing.
+             post-processing;
+  (c) single-pass (only when asked for) ours with the approximate single-pass
+             embeddings (diarization.ecapa_single_pass).
 
 It prints per-stage wall times, the real-time factor, peak RSS (and peak GPU memory
-on a GPU), the speedup a / b and the DER of b against a. Real weights are used when
+on a GPU), the speedup a / b and the DER of b against a; with (c), its speedup and
+DER against (a) and (b), and the cosine similarity of its embeddings to (b)'s for
+every (window, speaker) pair both embedded. Real weights are used when
 weights/ holds them, random weights in the real formats otherwise (random weights
 find every local speaker active everywhere: the worst case for the embedding stage).
 
     python scripts/benchmark.py --minutes 2 10            # both pipelines
     python scripts/benchmark.py --minutes 60 --only ours  # ours alone
+    python scripts/benchmark.py --minutes 2 --only stock ours single-pass
     python scripts/benchmark.py --clustering-scaling      # clustering cost, 1 h / 2 h / 4 h
     python scripts/benchmark.py --cold-start              # Cog server start to READY
 """
@@ -39,6 +44,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 SPEAKERS = ROOT.parent / "shared" / "data" / "speakers"
+VARIANTS = ["stock", "ours", "single-pass"]
 
 
 def build_conversation(minutes: float, path: Path, seed: int = 0) -> Path:
@@ -66,8 +72,11 @@ def build_conversation(minutes: float, path: Path, seed: int = 0) -> Path:
     return path
 
 
-def run_child(variant: str, audio: Path, weights: Path, device: str) -> dict:
-    """Run one pipeline in this process and return its figures (called in a child)."""
+def run_child(
+    variant: str, audio: Path, weights: Path, device: str, embeddings_out: Path | None = None
+) -> dict:
+    """Run one pipeline in this process and return its figures (called in a child);
+    the window embeddings of our variants go to `embeddings_out` (.npy) if given."""
     import torch
 
     from diarization.audio import decode_audio
@@ -77,7 +86,12 @@ def run_child(variant: str, audio: Path, weights: Path, device: str) -> dict:
     from diarization.weights import WeightsLayout
 
     started = time.perf_counter()
-    pipeline = load_models(WeightsLayout(weights), torch.device(device), stock=variant == "stock")
+    pipeline = load_models(
+        WeightsLayout(weights),
+        torch.device(device),
+        stock=variant == "stock",
+        single_pass=variant == "single-pass",
+    )
     load_s = time.perf_counter() - started
     timer = _StageTimer(None)
     stages: dict[str, float] = {}
@@ -106,6 +120,8 @@ def run_child(variant: str, audio: Path, weights: Path, device: str) -> dict:
             t = time.perf_counter()
             raw = runner(waveform, 16000, SpeakerCount())
             stages.update(runner.last_stage_seconds)
+            if embeddings_out is not None:
+                np.save(embeddings_out, raw.windows.embeddings)
     t = time.perf_counter()
     centroids = {t.speaker: np.zeros(192) for t in raw.turns}
     raw = RawDiarization(raw.turns, raw.windows, raw.centroids or centroids, raw.duration)
@@ -222,17 +238,24 @@ def machine(device: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, nargs="+", help="default: 2")
-    parser.add_argument("--only", choices=["stock", "ours"])
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=VARIANTS,
+        help="variants to run (default: stock ours); single-pass runs only when named",
+    )
     parser.add_argument("--device", default=None)
     parser.add_argument("--weights", type=Path)
     parser.add_argument("--clustering-scaling", action="store_true")
     parser.add_argument("--cold-start", action="store_true", help="time the Cog server to READY")
-    parser.add_argument("--child", choices=["stock", "ours"], help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=VARIANTS, help=argparse.SUPPRESS)
     parser.add_argument("--audio", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--embeddings-out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.child:
-        print(json.dumps(run_child(args.child, args.audio, args.weights, args.device)))
+        figures = run_child(args.child, args.audio, args.weights, args.device, args.embeddings_out)
+        print(json.dumps(figures))
         return
     import torch
 
@@ -255,7 +278,7 @@ def main() -> None:
         cold_start(weights)
     if args.clustering_scaling:
         clustering_scaling([1, 2, 4])
-    variants = [args.only] if args.only else ["stock", "ours"]
+    variants = args.only or ["stock", "ours"]
     if args.minutes is None and not (args.cold_start or args.clustering_scaling):
         args.minutes = [2.0]
     for minutes in args.minutes or []:
@@ -264,6 +287,8 @@ def main() -> None:
         for variant in variants:
             command = [sys.executable, __file__, "--child", variant, "--audio", str(audio)]
             command += ["--weights", str(weights), "--device", device]
+            if variant != "stock":
+                command += ["--embeddings-out", str(work / f"{variant}-{minutes:g}min.npy")]
             done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
             if done.returncode != 0:
                 sys.exit(f"{variant} failed:\n{done.stderr[-3000:]}")
@@ -277,14 +302,36 @@ def main() -> None:
                 f"real time; load {r['load_s']:.2f} s; peak RSS {r['peak_rss_mb']:.0f} MB{gpu}; "
                 f"{r['speakers']} speakers\n        stages (s): {stages}"
             )
-        if len(results) == 2:
-            a, b = results["stock"], results["ours"]
-            same = a["turns"] == b["turns"]
+        for variant in ("ours", "single-pass"):
+            if "stock" in results and variant in results:
+                a, b = results["stock"], results[variant]
+                print(
+                    f"  speedup stock/{variant}: {a['total_s'] / b['total_s']:.2f}x; "
+                    f"DER of {variant} against stock: {100 * der(a['turns'], b['turns']):.2f} %; "
+                    f"identical segments and labels: {'yes' if a['turns'] == b['turns'] else 'no'}"
+                )
+        if "ours" in results and "single-pass" in results:
+            a, b = results["ours"], results["single-pass"]
             print(
-                f"  speedup stock/ours: {a['total_s'] / b['total_s']:.2f}x; "
-                f"DER of ours against stock: {100 * der(a['turns'], b['turns']):.2f} %; "
-                f"identical segments and labels: {'yes' if same else 'no'}"
+                f"  speedup ours/single-pass: {a['total_s'] / b['total_s']:.2f}x; "
+                f"DER of single-pass against ours: {100 * der(a['turns'], b['turns']):.2f} %"
             )
+            exact = np.load(work / f"ours-{minutes:g}min.npy")
+            approximate = np.load(work / f"single-pass-{minutes:g}min.npy")
+            print(f"  single-pass embeddings against exact: {cosine_summary(exact, approximate)}")
+
+
+def cosine_summary(exact: np.ndarray, approximate: np.ndarray) -> str:
+    """Cosine similarity of each (window, speaker) embedding both stages computed."""
+    both = ~np.isnan(exact).any(axis=-1) & ~np.isnan(approximate).any(axis=-1)
+    a, b = exact[both], approximate[both]
+    cosine = np.sum(a * b, axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+    only = int((np.isnan(exact).any(axis=-1) != np.isnan(approximate).any(axis=-1)).sum())
+    return (
+        f"{len(cosine)} pairs, cosine mean {cosine.mean():.4f}, 5th percentile "
+        f"{np.percentile(cosine, 5):.4f}, min {cosine.min():.4f}; "
+        f"pairs embedded by one only: {only}"
+    )
 
 
 if __name__ == "__main__":

@@ -1,0 +1,231 @@
+"""Approximate ECAPA embeddings from one pass over the audio (opt-in, not the default).
+
+Stock pyannote runs ECAPA once per (5 s window, local speaker) pair, on the
+window's samples under the speaker's mask: windows start every 0.5 s, so each
+second of audio goes through the whole model once per window and speaker that
+covers it, up to 30 times. Here ECAPA's frame-level trunk (fbank, mean
+normalisation, the TDNN and SE-Res2Net blocks, multi-layer aggregation) runs
+once over overlapping chunks of audio, and each pair is pooled from its window's
+frames: attentive statistics pooling restricted to the speaker's active frames,
+then ECAPA's last batch norm and linear layer.
+
+What differs from the exact embedding (the approximation):
+- the trunk sees the window in its context (pauses, the other speakers: its
+  convolutions reach about 0.1 s across each boundary) instead of the speaker's
+  samples cut out and joined;
+- the fbank mean normalisation and the squeeze-excitation gates average over the
+  chunk instead of over the pair's samples.
+The pooling itself is exact: pooled from a chunk that is exactly one window with
+every frame active, the embedding is the model's own (tested).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+SAMPLE_RATE = 16000
+#: fbank hop: one feature frame every 10 ms, centred on sample 160 k.
+HOP_SAMPLES = 160
+#: Seconds of audio per trunk pass. Each window lies inside one chunk; chunks
+#: start every CHUNK_SECONDS - window seconds (5 s), so each second of audio goes
+#: through the trunk twice, instead of once per covering window and speaker.
+CHUNK_SECONDS = 10.0
+#: Chunks per trunk call on a CPU (a GPU takes more; see `SinglePassEcapa`).
+CHUNK_BATCH = 2
+#: Pairs pooled per call: each holds its window's frame features (3072 x 501 floats,
+#: 6 MB) and attention scores of the same size.
+POOL_BATCH = 8
+
+
+class SinglePassEcapa:
+    """ECAPA-TDNN split into a frame-level trunk and a per-pair pooling head.
+
+    Args:
+        classifier: a loaded SpeechBrain `EncoderClassifier` for
+            speechbrain/spkrec-ecapa-voxceleb (modules compute_features,
+            mean_var_norm, embedding_model).
+        chunk_seconds: audio per trunk pass (see `CHUNK_SECONDS`).
+    """
+
+    def __init__(self, classifier, chunk_seconds: float = CHUNK_SECONDS):
+        self._mods = classifier.mods
+        self._ecapa = classifier.mods.embedding_model
+        self.chunk_seconds = chunk_seconds
+        asp = self._ecapa.asp
+        if not asp.global_context:
+            raise ValueError("single-pass pooling expects ECAPA's global-context attention")
+        # The attention's first layer sees [x; mean; std] per frame (a 1x1 conv): split
+        # its weight so that the x part runs once per chunk, not once per pair.
+        weight = asp.tdnn.conv.conv.weight[:, :, 0]
+        channels = weight.shape[1] // 3
+        self._w_frames, self._w_mean, self._w_std = weight.split(channels, dim=1)
+        self._bias = asp.tdnn.conv.conv.bias
+
+    @property
+    def device(self) -> torch.device:
+        return self._bias.device
+
+    def trunk(self, waveforms: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Frame features of a batch of equal-length waveforms.
+
+        Args:
+            waveforms: (batch, num_samples) at 16 kHz.
+
+        Returns:
+            features: (batch, channels, num_frames) ECAPA's aggregated frame
+                features (the attentive pooling's input).
+            attention: (batch, attention_channels, num_frames) the frame part of
+                the attention's first layer.
+        """
+        lengths = torch.ones(len(waveforms), device=waveforms.device)
+        feats = self._mods.compute_features(waveforms)
+        feats = self._mods.mean_var_norm(feats, lengths)
+        # ECAPA_TDNN.forward up to the pooling, with no lengths: statistics over the chunk
+        x = feats.transpose(1, 2)
+        outputs = []
+        for layer in self._ecapa.blocks:
+            x = layer(x)
+            outputs.append(x)
+        features = self._ecapa.mfa(torch.cat(outputs[1:], dim=1))
+        attention = torch.einsum("oc,bct->bot", self._w_frames, features)
+        return features, attention
+
+    def pool(
+        self,
+        features: torch.Tensor,
+        attention: torch.Tensor,
+        masks: torch.Tensor,
+        squares: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Embeddings of a batch of pairs from their frames.
+
+        Args:
+            features: (pairs, channels, frames), from `trunk`.
+            attention: (pairs, attention_channels, frames), from `trunk`.
+            masks: (pairs, frames) 1 where the pair's speaker is active; every row
+                needs at least one active frame.
+            squares: `features` squared, when the caller has them (computed once
+                per chunk rather than once per pair).
+
+        Returns:
+            (pairs, 192) embeddings, as ECAPA's output.
+        """
+        asp = self._ecapa.asp
+        if squares is None:
+            squares = features * features
+        mask = masks[:, None, :].to(features.dtype)
+        # (pairs, channels) statistics of the active frames (the global context)
+        weights = mask / mask.sum(dim=2, keepdim=True)
+        mean, std = self._statistics(features, squares, weights.transpose(1, 2))
+        context = self._w_mean @ mean.T + self._w_std @ std.T + self._bias[:, None]
+        hidden = attention + context.T[:, :, None]
+        hidden = asp.tdnn.dropout(asp.tdnn.norm(asp.tdnn.activation(hidden)))
+        scores = asp.conv(asp.tanh(hidden)).masked_fill(mask == 0, float("-inf"))
+        mean, std = self._statistics(features, squares, F.softmax(scores, dim=2))
+        pooled = torch.cat((mean, std), dim=1)[:, :, None]
+        return self._ecapa.fc(self._ecapa.asp_bn(pooled))[:, :, 0]
+
+    def _statistics(self, x: torch.Tensor, squares: torch.Tensor, weights: torch.Tensor):
+        """Weighted mean and standard deviation over frames, as ECAPA's pooling defines
+        them, from sums of x and x squared (weights sum to 1 over frames): either
+        (pairs, frames, 1), the same for every channel, or (pairs, channels, frames)."""
+        if weights.shape[1] == x.shape[2]:
+            mean, second = torch.bmm(x, weights)[:, :, 0], torch.bmm(squares, weights)[:, :, 0]
+        else:
+            mean = torch.einsum("pct,pct->pc", weights, x)
+            second = torch.einsum("pct,pct->pc", weights, squares)
+        variance = (second - mean * mean).clamp(self._ecapa.asp.eps)
+        return mean, torch.sqrt(variance)
+
+    def embed_pairs(
+        self,
+        waveform: torch.Tensor,
+        window_starts: np.ndarray,
+        window_samples: int,
+        masks: np.ndarray,
+        pairs: np.ndarray,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> np.ndarray:
+        """Embeddings of (window, speaker) pairs of a recording.
+
+        Args:
+            waveform: (num_samples,) mono 16 kHz.
+            window_starts: (num_windows,) start of each window in samples.
+            window_samples: samples per window (windows past the end see zeros).
+            masks: (num_windows, num_speakers, num_mask_frames) speaker activity.
+            pairs: (num_pairs, 2) (window, speaker) indices to embed.
+            progress: called as progress(chunks_done, num_chunks).
+
+        Returns:
+            (num_pairs, 192) float32; NaN rows for pairs with no active frame.
+        """
+        chunk = int(round(self.chunk_seconds * SAMPLE_RATE))
+        hop = chunk - window_samples
+        if hop < HOP_SAMPLES:
+            raise ValueError(
+                f"chunks of {self.chunk_seconds} s cannot hold windows of "
+                f"{window_samples / SAMPLE_RATE} s"
+            )
+        # Feature frames per window (fbank with centred frames) and the mask frame
+        # under each, as pyannote's nearest-neighbour upsampling of masks picks it.
+        num_frames = window_samples // HOP_SAMPLES + 1
+        num_mask_frames = masks.shape[2]
+        under = np.minimum(
+            np.arange(num_frames) * HOP_SAMPLES * num_mask_frames // window_samples,
+            num_mask_frames - 1,
+        )
+        starts = window_starts[pairs[:, 0]]
+        # A window lies inside chunk j when it starts in [j hop, (j + 1) hop);
+        # its first frame is at the offset, a whole number of 10 ms hops.
+        chunk_of = starts // hop
+        offsets = (starts - chunk_of * hop) // HOP_SAMPLES
+        order = np.argsort(chunk_of, kind="stable")
+        embeddings = np.full((len(pairs), self._ecapa.fc.conv.out_channels), np.nan, np.float32)
+        chunks = np.unique(chunk_of)
+        device = self.device
+        for done in range(0, len(chunks), CHUNK_BATCH):
+            batch = chunks[done : done + CHUNK_BATCH]
+            audio = torch.stack([_samples(waveform, j * hop, chunk) for j in batch]).to(device)
+            features, attention = self.trunk(audio)
+            squares = features * features
+            members = order[np.isin(chunk_of[order], batch)]
+            for i in range(0, len(members), POOL_BATCH):
+                group = members[i : i + POOL_BATCH]
+                # (group, num_frames) activity of each pair on its window's frames
+                active = masks[pairs[group, 0], pairs[group, 1]][:, under] > 0.5
+                keep = active.any(axis=1)
+                if not keep.any():
+                    continue
+                group, active = group[keep], active[keep]
+                row = np.searchsorted(batch, chunk_of[group])
+                # (group, channels, num_frames) each pair's window, cut from its chunk
+                pair_features = _windows(features, row, offsets[group], num_frames)
+                pair_attention = _windows(attention, row, offsets[group], num_frames)
+                pair_squares = _windows(squares, row, offsets[group], num_frames)
+                result = self.pool(
+                    pair_features,
+                    pair_attention,
+                    torch.from_numpy(active).to(device),
+                    pair_squares,
+                )
+                embeddings[group] = result.float().cpu().numpy()
+            if progress is not None:
+                progress(min(done + CHUNK_BATCH, len(chunks)), len(chunks))
+        return embeddings
+
+
+def _samples(waveform: torch.Tensor, start: int, length: int) -> torch.Tensor:
+    """`length` samples from `start`, zero-padded past the end."""
+    piece = waveform[start : start + length]
+    if len(piece) < length:
+        piece = F.pad(piece, (0, length - len(piece)))
+    return piece
+
+
+def _windows(values: torch.Tensor, rows: np.ndarray, first: np.ndarray, length: int):
+    """values[rows[p], :, first[p] : first[p] + length] for each p, stacked."""
+    return torch.stack([values[r, :, f : f + length] for r, f in zip(rows, first, strict=True)])
