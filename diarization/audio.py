@@ -79,6 +79,8 @@ _INPUT_GUARDS = (
 # ("Rematrix is needed ... but there is not enough information").
 _MAX_GUESSED_LAYOUT_CHANNELS = 8
 _READ_CHUNK_BYTES = 1 << 20
+#: Samples cleaned of NaN and infinities at a time (16 MB of float32).
+_CLEAN_BLOCK_SAMPLES = 1 << 22
 # Keep only the end of ffmpeg's stderr: a damaged file can make it log one
 # line per packet, and the reason for a failure is in the last lines.
 _STDERR_TAIL_BYTES = 64 * 1024
@@ -219,7 +221,11 @@ def decode_audio(
     # Over a bytearray the array is writable and shares its memory: no copy of
     # what may be hours of audio (astype copies only on a big-endian machine).
     waveform = np.frombuffer(samples, dtype="<f4").astype(np.float32, copy=False)
-    np.nan_to_num(waveform, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+    # In place and in blocks: nan_to_num's masks for a whole 4-hour waveform would
+    # take about 1 GB of temporaries.
+    for start in range(0, len(waveform), _CLEAN_BLOCK_SAMPLES):
+        block = waveform[start : start + _CLEAN_BLOCK_SAMPLES]
+        np.nan_to_num(block, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
 
     logger.info(
         "decoded '%s': %.2f s of audio in %.3f s (%s, %d channels at %d Hz)",

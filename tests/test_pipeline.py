@@ -19,6 +19,7 @@ from diarization.pyannote_pipeline import (
     CPU_EMBEDDING_BATCH_SIZE,
     HYPERPARAMETERS,
     PyannotePipeline,
+    binarize_in_blocks,
     load_models,
 )
 from diarization.weights import FETCH_COMMAND
@@ -363,3 +364,44 @@ def test_a_run_past_the_prediction_timeout_stops_with_a_clear_error(diarizer, mo
         diarizer.diarize_waveform(waveform)
     monkeypatch.delenv("DIARIZATION_PREDICTION_TIMEOUT_S")
     assert diarizer.diarize_waveform(waveform).labels  # the next run is unaffected
+
+
+def _segmentation_scores(num_windows: int, seed: int = 0):
+    from pyannote.core import SlidingWindow, SlidingWindowFeature
+
+    rng = np.random.default_rng(seed)
+    data = rng.random((num_windows, 293, 3))
+    data[rng.random(data.shape) < 0.05] = 0.44  # exactly at the threshold: keeps its state
+    data[0, :10, 0] = np.nan
+    return SlidingWindowFeature(data, SlidingWindow(start=0.0, duration=5.0, step=0.5))
+
+
+def test_binarizing_in_blocks_gives_pyannotes_result(monkeypatch):
+    import diarization.pyannote_pipeline as module
+
+    monkeypatch.setattr(module, "BINARIZE_BLOCK_WINDOWS", 7)
+    scores = _segmentation_scores(50)
+    for onset, offset in ((0.44, None), (0.6, 0.3)):
+        expected = binarize(scores, onset=onset, offset=offset, initial_state=False)
+        got = binarize_in_blocks(scores, onset=onset, offset=offset, initial_state=False)
+        np.testing.assert_array_equal(got.data, expected.data)
+        assert got.sliding_window == expected.sliding_window
+
+
+def test_reconstruct_gives_pyannotes_result(diarizer):
+    from pyannote.audio.pipelines import SpeakerDiarization
+    from pyannote.core import SlidingWindow, SlidingWindowFeature
+
+    pipeline = diarizer.pipeline._pipeline
+    binarized = binarize(_segmentation_scores(40, seed=1), onset=0.5, initial_state=False)
+    rng = np.random.default_rng(2)
+    hard_clusters = rng.integers(0, 4, size=(40, 3))
+    hard_clusters[5, 2] = -2  # an inactive local speaker
+    frames = pipeline._segmentation.model.receptive_field
+    count = pipeline.speaker_count(binarized, frames, warm_up=(0.0, 0.0))
+    assert isinstance(count.sliding_window, SlidingWindow)
+    expected = SpeakerDiarization.reconstruct(pipeline, binarized, hard_clusters, count)
+    got = pipeline.reconstruct(binarized, hard_clusters, count)
+    assert isinstance(got, SlidingWindowFeature)
+    np.testing.assert_array_equal(got.data, expected.data)
+    assert got.data.any()
