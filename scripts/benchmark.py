@@ -289,7 +289,9 @@ def main() -> None:
             command += ["--weights", str(weights), "--device", device]
             if variant != "stock":
                 command += ["--embeddings-out", str(work / f"{variant}-{minutes:g}min.npy")]
-            done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+            # the allocator setting of the Cog image (cog.yaml), for every variant
+            env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072"}
+            done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=env)
             if done.returncode != 0:
                 sys.exit(f"{variant} failed:\n{done.stderr[-3000:]}")
             results[variant] = json.loads(done.stdout.strip().splitlines()[-1])
