@@ -70,7 +70,7 @@ def test_each_pair_is_pooled_from_its_own_window(ecapa):
     with torch.inference_mode():
         got = single_pass.embed_pairs(waveform, starts, 80000, masks, pairs)
         for (window, speaker), embedding in zip(pairs, got, strict=True):
-            chunk = torch.nn.functional.pad(waveform[starts[window] :], (0, 16000))[: 80160]
+            chunk = torch.nn.functional.pad(waveform[starts[window] :], (0, 16000))[:80160]
             features, attention = single_pass.trunk(chunk[None])
             mask = torch.zeros(1, 501, dtype=torch.bool)
             half = np.arange(501) * 160 * 293 // 80000 < 146
