@@ -48,7 +48,8 @@ VARIANTS = ["stock", "ours", "single-pass"]
 
 
 def build_conversation(minutes: float, path: Path, seed: int = 0) -> Path:
-    """Alternate utterances of four real speakers, 0.2-1.0 s apart, into a 16 kHz WAV."""
+    """Alternate utterances of four real speakers, 0.2-1.0 s apart, into a 16 kHz WAV;
+    who speaks when goes beside it (`turns_path`): [start s, end s, speaker] per turn."""
     from diarization.audio import decode_audio
 
     rng = np.random.default_rng(seed)
@@ -57,11 +58,13 @@ def build_conversation(minutes: float, path: Path, seed: int = 0) -> Path:
     total = int(minutes * 60 * 16000)
     out = np.zeros(total, dtype=np.float32)
     position, turn = 0, 0
+    turns = []
     while position < total:
         speaker = turn % len(utterances) if rng.random() < 0.7 else rng.integers(len(utterances))
         clip = utterances[speaker][rng.integers(len(utterances[speaker]))]
         clip = clip[: total - position]
         out[position : position + len(clip)] += clip
+        turns.append([position / 16000, (position + len(clip)) / 16000, int(speaker)])
         position += len(clip) + int(rng.uniform(0.2, 1.0) * 16000)
         turn += 1
     with wave.open(str(path), "wb") as w:
@@ -69,14 +72,53 @@ def build_conversation(minutes: float, path: Path, seed: int = 0) -> Path:
         w.setsampwidth(2)
         w.setframerate(16000)
         w.writeframes((np.clip(out, -1, 1) * 32767).astype("<i2").tobytes())
+    turns_path(path).write_text(json.dumps(turns))
     return path
 
 
+def turns_path(audio: Path) -> Path:
+    return audio.with_suffix(".turns.json")
+
+
+def oracle_segmentations(turns: list, num_samples: int, model):
+    """What a perfect segmentation model would output on the conversation: for each
+    5 s window (pyannote's layout: every 0.5 s, the last one padded), the activity
+    of its (at most 3) most active speakers on the model's output frames."""
+    from pyannote.core import SlidingWindow, SlidingWindowFeature
+
+    window, hop = 5 * 16000, 8000
+    num_chunks = max(0, (num_samples - window) // hop + 1)
+    if num_samples < window or (num_samples - window) % hop > 0:
+        num_chunks += 1
+    frames = model.receptive_field
+    num_frames = model.num_frames(window)
+    # activity of each speaker every 10 ms
+    resolution = 0.01
+    speakers = 1 + max(t[2] for t in turns)
+    activity = np.zeros((int(num_samples / 16000 / resolution) + 600, speakers), dtype=bool)
+    for start, end, speaker in turns:
+        activity[int(start / resolution) : int(end / resolution), speaker] = True
+    middles = frames.start + frames.duration / 2 + np.arange(num_frames) * frames.step
+    data = np.zeros((num_chunks, num_frames, 3), dtype=np.float32)
+    for c in range(num_chunks):
+        # (num_frames, speakers)
+        chunk = activity[((c * 0.5 + middles) / resolution).astype(int)]
+        local = np.argsort(-chunk.sum(axis=0), kind="stable")[:3]
+        data[c] = chunk[:, local]
+    return SlidingWindowFeature(data, SlidingWindow(start=0.0, duration=5.0, step=0.5))
+
+
 def run_child(
-    variant: str, audio: Path, weights: Path, device: str, embeddings_out: Path | None = None
+    variant: str,
+    audio: Path,
+    weights: Path,
+    device: str,
+    embeddings_out: Path | None = None,
+    oracle: bool = False,
 ) -> dict:
     """Run one pipeline in this process and return its figures (called in a child);
-    the window embeddings of our variants go to `embeddings_out` (.npy) if given."""
+    the window embeddings of our variants go to `embeddings_out` (.npy) if given;
+    `oracle` replaces the segmentation model by `oracle_segmentations`."""
     import torch
 
     from diarization.audio import decode_audio
@@ -93,6 +135,12 @@ def run_child(
         single_pass=variant == "single-pass",
     )
     load_s = time.perf_counter() - started
+    if oracle:
+        with wave.open(str(audio)) as w:
+            num_samples = w.getnframes()
+        turns = json.loads(turns_path(audio).read_text())
+        segmentations = oracle_segmentations(turns, num_samples, pipeline._segmentation.model)
+        pipeline.get_segmentations = lambda file, hook=None: segmentations
     timer = _StageTimer(None)
     stages: dict[str, float] = {}
 
@@ -246,6 +294,13 @@ def main() -> None:
     )
     parser.add_argument("--device", default=None)
     parser.add_argument("--weights", type=Path)
+    parser.add_argument(
+        "--oracle-activity",
+        action="store_true",
+        help="replace the segmentation model, for every variant, by the conversation's "
+        "known turns: the activity a trained model would find (random weights find "
+        "every speaker active everywhere)",
+    )
     parser.add_argument("--clustering-scaling", action="store_true")
     parser.add_argument("--cold-start", action="store_true", help="time the Cog server to READY")
     parser.add_argument("--child", choices=VARIANTS, help=argparse.SUPPRESS)
@@ -254,7 +309,14 @@ def main() -> None:
     args = parser.parse_args()
 
     if args.child:
-        figures = run_child(args.child, args.audio, args.weights, args.device, args.embeddings_out)
+        figures = run_child(
+            args.child,
+            args.audio,
+            args.weights,
+            args.device,
+            args.embeddings_out,
+            args.oracle_activity,
+        )
         print(json.dumps(figures))
         return
     import torch
@@ -274,6 +336,8 @@ def main() -> None:
         weights, kind = write_random_weights(work / "weights").root, "random"
     print(f"machine: {machine(device)}")
     print(f"device: {device}; weights: {kind} ({weights}); date: {time.strftime('%Y-%m-%d')}")
+    if args.oracle_activity:
+        print("segmentation: the conversation's known turns (oracle), for every variant")
     if args.cold_start:
         cold_start(weights)
     if args.clustering_scaling:
@@ -289,6 +353,8 @@ def main() -> None:
             command += ["--weights", str(weights), "--device", device]
             if variant != "stock":
                 command += ["--embeddings-out", str(work / f"{variant}-{minutes:g}min.npy")]
+            if args.oracle_activity:
+                command.append("--oracle-activity")
             # the allocator setting of the Cog image (cog.yaml), for every variant
             env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072"}
             done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=env)
