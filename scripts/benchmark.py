@@ -336,6 +336,8 @@ def main() -> None:
         weights, kind = write_random_weights(work / "weights").root, "random"
     print(f"machine: {machine(device)}")
     print(f"device: {device}; weights: {kind} ({weights}); date: {time.strftime('%Y-%m-%d')}")
+    threshold = os.environ.get("MALLOC_MMAP_THRESHOLD_", "glibc default")
+    print(f"allocator: MALLOC_MMAP_THRESHOLD_={threshold}")
     if args.oracle_activity:
         print("segmentation: the conversation's known turns (oracle), for every variant")
     if args.cold_start:
@@ -355,9 +357,8 @@ def main() -> None:
                 command += ["--embeddings-out", str(work / f"{variant}-{minutes:g}min.npy")]
             if args.oracle_activity:
                 command.append("--oracle-activity")
-            # the allocator setting of the Cog image (cog.yaml), for every variant
-            env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072"}
-            done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=env)
+            # children inherit the allocator settings (MALLOC_MMAP_THRESHOLD_): see README
+            done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
             if done.returncode != 0:
                 sys.exit(f"{variant} failed:\n{done.stderr[-3000:]}")
             results[variant] = json.loads(done.stdout.strip().splitlines()[-1])

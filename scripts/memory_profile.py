@@ -16,6 +16,7 @@ Run it with the allocator setting of the Cog image (cog.yaml), as above.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import resource
 import sys
 import tempfile
@@ -61,7 +62,15 @@ def main() -> None:
     from diarization.weights import default_layout
 
     work = Path(tempfile.mkdtemp(prefix="diarization-memory-"))
-    audio = args.audio or build_conversation(args.minutes, work / "conversation.wav")
+    audio = args.audio
+    if audio is None:
+        # built in another process, so that this one's peak is the pipeline's
+        audio = work / "conversation.wav"
+        builder = multiprocessing.get_context("spawn").Process(
+            target=build_conversation, args=(args.minutes, audio)
+        )
+        builder.start()
+        builder.join()
     layout = default_layout()
     if not layout.is_complete():
         from diarization.random_weights import write_random_weights
