@@ -268,19 +268,32 @@ class FastSpeakerDiarization(StockSpeakerDiarization):
                 return self._embed(waveforms, masks)
             raise
 
-    def get_embeddings(self, file, binary_segmentations, exclude_overlap=False, hook=None):
+    def _pairs_to_embed(self, binary_segmentations, exclude_overlap):
+        """What both embedding stages start from.
+
+        Returns:
+            masks: (num_chunks, local_speakers, num_frames) each pair's frame mask.
+            speech: (num_chunks, local_speakers) samples each pair's masked signal keeps.
+            pairs: (num_pairs, 2) (chunk, speaker) of the pairs with enough speech.
+            embeddings: (num_chunks, local_speakers, dimension) all NaN, to fill in.
+        """
         window = binary_segmentations.sliding_window
         num_chunks, num_frames, local_speakers = binary_segmentations.data.shape
         embedding = self._embedding
         masks = _embedding_masks(
             binary_segmentations.data, exclude_overlap, window.duration, embedding
         )
-        # (num_chunks, local_speakers, num_frames)
         num_samples = math.floor(window.duration * embedding.sample_rate)
         speech = masks @ _samples_per_frame(num_frames, num_samples)
-        # (num_chunks, local_speakers) samples each pair's masked signal keeps
-        embeddings = np.full((num_chunks, local_speakers, embedding.dimension), np.nan, np.float32)
         pairs = np.argwhere(speech >= embedding.min_num_samples)
+        embeddings = np.full((num_chunks, local_speakers, embedding.dimension), np.nan, np.float32)
+        return masks, speech, pairs, embeddings
+
+    def get_embeddings(self, file, binary_segmentations, exclude_overlap=False, hook=None):
+        window = binary_segmentations.sliding_window
+        masks, speech, pairs, embeddings = self._pairs_to_embed(
+            binary_segmentations, exclude_overlap
+        )
         pairs = pairs[np.argsort(speech[pairs[:, 0], pairs[:, 1]], kind="stable")]
         batches = [
             pairs[i : i + self.embedding_batch_size]
@@ -312,17 +325,11 @@ class SinglePassSpeakerDiarization(FastSpeakerDiarization):
 
     def get_embeddings(self, file, binary_segmentations, exclude_overlap=False, hook=None):
         window = binary_segmentations.sliding_window
-        num_chunks, num_frames, local_speakers = binary_segmentations.data.shape
+        masks, _, pairs, embeddings = self._pairs_to_embed(binary_segmentations, exclude_overlap)
         embedding = self._embedding
-        masks = _embedding_masks(
-            binary_segmentations.data, exclude_overlap, window.duration, embedding
-        )
         num_samples = math.floor(window.duration * embedding.sample_rate)
-        speech = masks @ _samples_per_frame(num_frames, num_samples)
-        embeddings = np.full((num_chunks, local_speakers, embedding.dimension), np.nan, np.float32)
-        pairs = np.argwhere(speech >= embedding.min_num_samples)
         starts = np.round(
-            (window.start + np.arange(num_chunks) * window.step) * embedding.sample_rate
+            (window.start + np.arange(len(masks)) * window.step) * embedding.sample_rate
         ).astype(np.int64)
 
         def progress(done: int, total: int) -> None:
