@@ -331,7 +331,13 @@ def test_video_without_audio_says_it_has_no_audio_stream(
 
 @requires_ffmpeg
 @pytest.mark.parametrize("sample_rate", [SAMPLE_RATE, 48000])
-def test_non_finite_float_samples_become_silence(tmp_path: Path, sample_rate: int) -> None:
+@pytest.mark.parametrize("block", [None, 1000])
+def test_non_finite_float_samples_become_silence(
+    tmp_path: Path, sample_rate: int, block: int | None, monkeypatch
+) -> None:
+    if block is not None:
+        # cleaned block by block (as on hours of audio): bad samples in blocks 0, 5 and 9
+        monkeypatch.setattr("diarization.audio._CLEAN_BLOCK_SAMPLES", block)
     path = tmp_path / "corrupt_f32.wav"
     samples = _sine(sample_rate).astype(np.float32)
     bad = np.array([100, 101, 5000, 9000])

@@ -405,3 +405,22 @@ def test_reconstruct_gives_pyannotes_result(diarizer):
     assert isinstance(got, SlidingWindowFeature)
     np.testing.assert_array_equal(got.data, expected.data)
     assert got.data.any()
+
+
+def test_a_diarization_binarizes_in_blocks_and_restores_pyannotes_function(diarizer, monkeypatch):
+    from pyannote.audio.pipelines import speaker_diarization
+
+    import diarization.pyannote_pipeline as module
+
+    original = speaker_diarization.binarize
+    calls = []
+
+    def spy(scores, **kwargs):
+        calls.append(scores.data.shape)
+        return binarize_in_blocks(scores, **kwargs)
+
+    monkeypatch.setattr(module, "binarize_in_blocks", spy)
+    diarizer.diarize(shared_file("real/fw_stereo_diarization.wav"))
+    # the segmentation, (windows, frames, local speakers), went through the blocks
+    assert calls and len(calls[0]) == 3
+    assert speaker_diarization.binarize is original
