@@ -80,13 +80,15 @@ def turns_path(audio: Path) -> Path:
     return audio.with_suffix(".turns.json")
 
 
-def oracle_segmentations(turns: list, num_samples: int, model):
+def oracle_segmentations(turns: list, num_samples: int, inference):
     """What a perfect segmentation model would output on the conversation: for each
-    5 s window (pyannote's layout: every 0.5 s, the last one padded), the activity
-    of its (at most 3) most active speakers on the model's output frames."""
+    window of the pipeline's segmentation `inference` (pyannote's layout: the last
+    one padded), the activity of its (at most 3) most active speakers on the
+    model's output frames."""
     from pyannote.core import SlidingWindow, SlidingWindowFeature
 
-    window, hop = 5 * 16000, 8000
+    model = inference.model
+    window, hop = round(inference.duration * 16000), round(inference.step * 16000)
     num_chunks = max(0, (num_samples - window) // hop + 1)
     if num_samples < window or (num_samples - window) % hop > 0:
         num_chunks += 1
@@ -102,10 +104,11 @@ def oracle_segmentations(turns: list, num_samples: int, model):
     data = np.zeros((num_chunks, num_frames, 3), dtype=np.float32)
     for c in range(num_chunks):
         # (num_frames, speakers)
-        chunk = activity[((c * 0.5 + middles) / resolution).astype(int)]
+        chunk = activity[((c * inference.step + middles) / resolution).astype(int)]
         local = np.argsort(-chunk.sum(axis=0), kind="stable")[:3]
         data[c] = chunk[:, local]
-    return SlidingWindowFeature(data, SlidingWindow(start=0.0, duration=5.0, step=0.5))
+    chunks = SlidingWindow(start=0.0, duration=inference.duration, step=inference.step)
+    return SlidingWindowFeature(data, chunks)
 
 
 def run_child(
@@ -139,7 +142,7 @@ def run_child(
         with wave.open(str(audio)) as w:
             num_samples = w.getnframes()
         turns = json.loads(turns_path(audio).read_text())
-        segmentations = oracle_segmentations(turns, num_samples, pipeline._segmentation.model)
+        segmentations = oracle_segmentations(turns, num_samples, pipeline._segmentation)
         pipeline.get_segmentations = lambda file, hook=None: segmentations
     timer = _StageTimer(None)
     stages: dict[str, float] = {}
