@@ -11,6 +11,7 @@ from diarization.audio import AudioDecodeError
 from diarization.diarizer import PIPELINE_CHOICES, Diarizer
 from diarization.formats import rttm, write_timeline_png
 from diarization.postprocess import PostprocessOptions
+from diarization.precision import DEFAULT_PRECISION, PRECISIONS
 from diarization.schema import InputError, SpeakerCount
 from diarization.weights import WeightsError
 
@@ -74,6 +75,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "(much faster on long audio; not the same answer as stock pyannote)",
     )
     parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        help=f"pyannote pipeline on a GPU: how the networks compute (default "
+        f"{DEFAULT_PRECISION}; a CPU always computes fp32); see README: Speed",
+    )
+    parser.add_argument(
         "--weights",
         type=Path,
         help="weights folder (default: $DIARIZATION_WEIGHTS_DIR or weights/)",
@@ -100,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
             args.device,
             pipeline=args.pipeline,
             single_pass_embeddings=args.single_pass_embeddings,
+            precision=args.precision,
         )
         known = None
         if args.known_speakers:

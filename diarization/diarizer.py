@@ -21,6 +21,7 @@ from diarization.audio import SAMPLE_RATE, decode_audio
 from diarization.identify import DEFAULT_THRESHOLDS, apply_names, match_speakers
 from diarization.limits import ENV_PREDICTION_TIMEOUT_S, prediction_timeout_s
 from diarization.postprocess import PostprocessOptions, postprocess
+from diarization.precision import check_precision
 from diarization.references import read_known_speakers
 from diarization.schema import DiarizationResult, InputError, PipelineInfo, SpeakerCount
 from diarization.weights import FETCH_COMMAND, WeightsLayout, default_layout
@@ -70,6 +71,7 @@ class Diarizer:
         layout: WeightsLayout | None = None,
         device: str | None = None,
         single_pass_embeddings: bool = False,
+        precision: str | None = None,
     ):
         self._pipelines = {pipeline.name: pipeline}
         self.pipeline = pipeline
@@ -77,6 +79,7 @@ class Diarizer:
         self._layout = layout or default_layout()
         self._device = device
         self._single_pass = single_pass_embeddings
+        self._precision = precision
 
     @classmethod
     def load(
@@ -85,6 +88,7 @@ class Diarizer:
         device: str | None = None,
         pipeline: str = "auto",
         single_pass_embeddings: bool = False,
+        precision: str | None = None,
     ) -> Diarizer:
         """Load a pipeline: the seed pipeline from a weights folder, or the bundled one.
 
@@ -97,6 +101,9 @@ class Diarizer:
                 embeddings in one pass over the audio (`diarization.ecapa_single_pass`;
                 faster, not the same answer as stock pyannote). Off by default; the
                 bundled pipeline ignores it.
+            precision: how the pyannote pipeline's networks compute on a GPU: "fp32",
+                "tf32", "bf16" or "fp16" (`diarization.precision`); None takes the
+                default. CPUs always compute fp32; the bundled pipeline ignores it.
 
         Raises:
             WeightsError: "pyannote" asked for and a weight file is missing or unreadable.
@@ -109,12 +116,14 @@ class Diarizer:
             layout = WeightsLayout(Path(weights))
         name, why = choose_pipeline(pipeline, layout)
         logger.info("pipeline %s (%s)", name, why)
-        single_pass = single_pass_embeddings and name == "pyannote"
+        if precision is not None:
+            check_precision(precision)
         return cls(
-            _load(name, layout, device, single_pass),
+            _load(name, layout, device, single_pass_embeddings, precision),
             layout=layout,
             device=device,
             single_pass_embeddings=single_pass_embeddings,
+            precision=precision,
         )
 
     def pipeline_for(self, name: str | None):
@@ -123,8 +132,9 @@ class Diarizer:
             return self.pipeline
         name, _ = choose_pipeline(name, self._layout)
         if name not in self._pipelines:
-            single_pass = self._single_pass and name == "pyannote"
-            self._pipelines[name] = _load(name, self._layout, self._device, single_pass)
+            self._pipelines[name] = _load(
+                name, self._layout, self._device, self._single_pass, self._precision
+            )
         return self._pipelines[name]
 
     def diarize(
@@ -243,7 +253,14 @@ class Diarizer:
         return np.asarray(result.embeddings[result.labels[0]])
 
 
-def _load(name: str, layout: WeightsLayout, device: str | None, single_pass: bool = False):
+def _load(
+    name: str,
+    layout: WeightsLayout,
+    device: str | None,
+    single_pass: bool = False,
+    precision: str | None = None,
+):
+    """Load pipeline `name`; the pyannote-only options are dropped for the bundled one."""
     # The service reads local files only; make any stray hub lookup fail fast
     # instead of hanging. huggingface_hub reads this when first imported, below.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -252,7 +269,10 @@ def _load(name: str, layout: WeightsLayout, device: str | None, single_pass: boo
 
     started = time.perf_counter()
     weights = layout.root if name == "pyannote" else None
-    pipeline = load_pipeline(name, weights, device, single_pass)
+    if name == "pyannote":
+        pipeline = load_pipeline(name, weights, device, single_pass, precision)
+    else:
+        pipeline = load_pipeline(name, weights, device)
     logger.info(
         "loaded %s pipeline on %s in %.2f s", name, pipeline.device, time.perf_counter() - started
     )

@@ -34,11 +34,13 @@ HOP_SAMPLES = 160
 #: start every CHUNK_SECONDS - window seconds (5 s), so each second of audio goes
 #: through the trunk twice, instead of once per covering window and speaker.
 CHUNK_SECONDS = 10.0
-#: Chunks per trunk call on a CPU (a GPU takes more; see `SinglePassEcapa`).
+#: Chunks per trunk call on a CPU, and on a GPU (where small calls leave it idle).
 CHUNK_BATCH = 2
+GPU_CHUNK_BATCH = 16
 #: Pairs pooled per call: each holds its window's frame features (3072 x 501 floats,
-#: 6 MB) and attention scores of the same size.
+#: 6 MB) and attention scores of the same size; on a CPU, and on a GPU.
 POOL_BATCH = 8
+GPU_POOL_BATCH = 64
 
 
 class SinglePassEcapa:
@@ -49,12 +51,20 @@ class SinglePassEcapa:
             speechbrain/spkrec-ecapa-voxceleb (modules compute_features,
             mean_var_norm, embedding_model).
         chunk_seconds: audio per trunk pass (see `CHUNK_SECONDS`).
+        compute_type: the trunk's blocks run under autocast with this type (float16
+            or bfloat16 on a GPU: `diarization.precision`); None keeps float32.
     """
 
-    def __init__(self, classifier, chunk_seconds: float = CHUNK_SECONDS):
+    def __init__(
+        self,
+        classifier,
+        chunk_seconds: float = CHUNK_SECONDS,
+        compute_type: torch.dtype | None = None,
+    ):
         self._mods = classifier.mods
         self._ecapa = classifier.mods.embedding_model
         self.chunk_seconds = chunk_seconds
+        self.compute_type = compute_type
         asp = self._ecapa.asp
         if not asp.global_context:
             raise ValueError("single-pass pooling expects ECAPA's global-context attention")
@@ -87,10 +97,14 @@ class SinglePassEcapa:
         # ECAPA_TDNN.forward up to the pooling, with no lengths: statistics over the chunk
         x = feats.transpose(1, 2)
         outputs = []
-        for layer in self._ecapa.blocks:
-            x = layer(x)
-            outputs.append(x)
-        features = self._ecapa.mfa(torch.cat(outputs[1:], dim=1))
+        with torch.autocast(
+            x.device.type, dtype=self.compute_type, enabled=self.compute_type is not None
+        ):
+            for layer in self._ecapa.blocks:
+                x = layer(x)
+                outputs.append(x)
+            features = self._ecapa.mfa(torch.cat(outputs[1:], dim=1))
+        features = features.float()
         attention = torch.einsum("oc,bct->bot", self._w_frames, features)
         return features, attention
 
@@ -187,14 +201,17 @@ class SinglePassEcapa:
         embeddings = np.full((len(pairs), self._ecapa.fc.conv.out_channels), np.nan, np.float32)
         chunks = np.unique(chunk_of)
         device = self.device
-        for done in range(0, len(chunks), CHUNK_BATCH):
-            batch = chunks[done : done + CHUNK_BATCH]
+        on_gpu = device.type != "cpu"
+        chunk_batch = GPU_CHUNK_BATCH if on_gpu else CHUNK_BATCH
+        pool_batch = GPU_POOL_BATCH if on_gpu else POOL_BATCH
+        for done in range(0, len(chunks), chunk_batch):
+            batch = chunks[done : done + chunk_batch]
             audio = torch.stack([_samples(waveform, j * hop, chunk) for j in batch]).to(device)
             features, attention = self.trunk(audio)
             squares = features * features
             members = order[np.isin(chunk_of[order], batch)]
-            for i in range(0, len(members), POOL_BATCH):
-                group = members[i : i + POOL_BATCH]
+            for i in range(0, len(members), pool_batch):
+                group = members[i : i + pool_batch]
                 # (group, num_frames) activity of each pair on its window's frames
                 active = masks[pairs[group, 0], pairs[group, 1]][:, under] > 0.5
                 keep = active.any(axis=1)
@@ -214,7 +231,7 @@ class SinglePassEcapa:
                 )
                 embeddings[group] = result.float().cpu().numpy()
             if progress is not None:
-                progress(min(done + CHUNK_BATCH, len(chunks)), len(chunks))
+                progress(min(done + chunk_batch, len(chunks)), len(chunks))
         return embeddings
 
 

@@ -19,6 +19,7 @@ def load_pipeline(
     weights: str | Path | None = None,
     device: str | None = None,
     single_pass: bool = False,
+    precision: str | None = None,
 ):
     """Load a pipeline by name.
 
@@ -30,6 +31,8 @@ def load_pipeline(
         device: torch device name, e.g. "cpu" or "cuda"; default picks per pipeline.
         single_pass: the pyannote pipeline's approximate single-pass embeddings
             (`diarization.ecapa_single_pass`) instead of the exact ones.
+        precision: how the pyannote pipeline's networks compute on a GPU: "fp32",
+            "tf32", "bf16" or "fp16" (`diarization.precision`); None: the default.
 
     Returns:
         An object with `name`, `embedding_model`, `embedding_dimension`, `device` and
@@ -37,18 +40,29 @@ def load_pipeline(
         -> RawDiarization`.
 
     Raises:
-        ValueError: unknown name, or weights given for the bundled pipeline.
+        ValueError: unknown name or precision, or an option the bundled pipeline lacks.
     """
     if name == "pyannote":
+        from diarization.precision import DEFAULT_PRECISION
         from diarization.pyannote_pipeline import PyannotePipeline, pick_device
 
         layout = WeightsLayout(Path(weights)) if weights is not None else default_layout()
-        return PyannotePipeline.load(layout, pick_device(device), single_pass=single_pass)
+        return PyannotePipeline.load(
+            layout,
+            pick_device(device),
+            single_pass=single_pass,
+            precision=precision or DEFAULT_PRECISION,
+        )
     if name == "bundled":
         if single_pass:
             raise ValueError(
                 "single-pass embeddings are an option of the pyannote pipeline; "
                 "the bundled pipeline has no other embedding stage"
+            )
+        if precision is not None:
+            raise ValueError(
+                "precision is an option of the pyannote pipeline; "
+                "the bundled pipeline's models compute in fp32"
             )
         if weights is not None:
             raise ValueError(

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from pyannote.audio.utils.signal import binarize
+from pyannote.core import SlidingWindowFeature
 
 from conftest import ROOT, check_output_shape, shared_file, write_wav
 from diarization import AudioDecodeError, Diarizer, SpeakerCount, WeightsError
@@ -20,6 +21,8 @@ from diarization.pyannote_pipeline import (
     HYPERPARAMETERS,
     PyannotePipeline,
     binarize_in_blocks,
+    euclidean_distances,
+    linkage_by_matrix_products,
     load_models,
 )
 from diarization.weights import FETCH_COMMAND
@@ -230,6 +233,90 @@ def test_fast_embedding_stage_matches_stock_and_skips_inactive_pairs(
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
     # the model saw only the pairs that get an embedding
     assert sum(embedded) == int((~np.isnan(got[:, :, 0])).sum()) < got.shape[0] * 3
+
+
+def test_fast_embedding_stage_embeds_the_longest_speech_first(two_speaker_weights, monkeypatch):
+    # shortest first, every GPU batch needed a larger block than the allocator had
+    # cached (its cache grew to 123 GB on 1 h of audio); longest first reuses them
+    fast = load_models(two_speaker_weights, torch.device("cpu"))
+    waveform = np.random.default_rng(6).normal(0, 0.1, 8 * 16000).astype(np.float32)
+    file = {"waveform": torch.from_numpy(waveform)[None], "sample_rate": 16000, "uri": "x"}
+    speech = []
+    model = fast._embedding
+    original = type(model).__call__
+
+    def spy(self, waveforms, masks=None):
+        speech.extend(masks.sum(dim=1).tolist())
+        return original(self, waveforms, masks=masks)
+
+    monkeypatch.setattr(type(model), "__call__", spy)
+    with torch.inference_mode():
+        scores = fast.get_segmentations(file)
+        # one speaker per window, active over a different length in each
+        activity = np.zeros_like(scores.data)
+        lengths = np.random.default_rng(7).integers(100, 293, len(activity))
+        for window, length in enumerate(lengths):
+            activity[window, :length, 0] = 1
+        binarized = SlidingWindowFeature(activity, scores.sliding_window)
+        fast.get_embeddings(file, binarized, exclude_overlap=True)
+    assert len(speech) == len(activity) > CPU_EMBEDDING_BATCH_SIZE  # several batches
+    assert speech == sorted(speech, reverse=True) and speech[0] > speech[-1]
+
+
+@pytest.mark.parametrize("n, block_rows", [(2, 1024), (50, 7), (50, 50), (301, 64)])
+def test_distances_by_matrix_products_are_scipys(n, block_rows):
+    from scipy.spatial.distance import pdist
+
+    x = np.random.default_rng(n).normal(size=(n, 24))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    x[1] = x[0]  # a duplicate: distance 0, not NaN from rounding below zero
+    got = euclidean_distances(x, block_rows=block_rows)
+    expected = pdist(x)
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-7)
+    assert got[0] < 1e-7 and np.isfinite(got).all()
+
+
+def test_linkage_by_matrix_products_builds_scipys_dendrogram():
+    from scipy.cluster.hierarchy import fcluster, linkage
+
+    rng = np.random.default_rng(8)
+    x = rng.normal(size=(4, 32))[rng.integers(0, 4, 600)] + 0.6 * rng.normal(size=(600, 32))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    got = linkage_by_matrix_products(x, method="centroid", metric="euclidean")
+    expected = linkage(x, method="centroid", metric="euclidean")
+    np.testing.assert_array_equal(got[:, [0, 1, 3]], expected[:, [0, 1, 3]])
+    np.testing.assert_allclose(got[:, 2], expected[:, 2], atol=1e-9)
+    np.testing.assert_array_equal(
+        fcluster(got, 0.7, criterion="distance"), fcluster(expected, 0.7, criterion="distance")
+    )
+    # other metrics are scipy's own
+    np.testing.assert_array_equal(
+        linkage_by_matrix_products(x, method="average", metric="cosine"),
+        linkage(x, method="average", metric="cosine"),
+    )
+
+
+def test_clustering_uses_matrix_product_distances_and_restores_pyannotes_linkage(monkeypatch):
+    from pyannote.audio.pipelines import clustering as pyannote_clustering
+
+    import diarization.pyannote_pipeline as module
+
+    original = pyannote_clustering.linkage
+    calls = []
+
+    def spy(x, method="single", metric="euclidean"):
+        calls.append((x.shape, method, metric))
+        return linkage_by_matrix_products(x, method=method, metric=metric)
+
+    monkeypatch.setattr(module, "linkage_by_matrix_products", spy)
+    x = np.random.default_rng(9).normal(size=(40, 16))
+    clustering = module.BoundedAgglomerativeClustering()
+    clustering.instantiate({"method": "centroid", "threshold": 0.7, "min_cluster_size": 3})
+    clusters = clustering.cluster(x, min_clusters=1, max_clusters=5)
+    assert calls == [((40, 16), "centroid", "euclidean")]
+    assert len(clusters) == 40
+    assert pyannote_clustering.linkage is original
 
 
 def test_clustering_is_bounded_and_deterministic_on_many_embeddings():
