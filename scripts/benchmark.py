@@ -44,16 +44,20 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 SPEAKERS = ROOT.parent / "shared" / "data" / "speakers"
+PRECISIONS = ["fp32", "tf32", "bf16", "fp16"]
 VARIANTS = ["stock", "ours", "single-pass"]
 
 
-def build_conversation(minutes: float, path: Path, seed: int = 0) -> Path:
-    """Alternate utterances of four real speakers, 0.2-1.0 s apart, into a 16 kHz WAV;
-    who speaks when goes beside it (`turns_path`): [start s, end s, speaker] per turn."""
+def build_conversation(
+    minutes: float, path: Path, seed: int = 0, speakers: Path = SPEAKERS
+) -> Path:
+    """Alternate utterances of four real speakers (the first four folders of
+    `speakers`), 0.2-1.0 s apart, into a 16 kHz WAV; who speaks when goes beside it
+    (`turns_path`): [start s, end s, speaker] per turn."""
     from diarization.audio import decode_audio
 
     rng = np.random.default_rng(seed)
-    folders = sorted(p for p in SPEAKERS.iterdir() if p.is_dir())[:4]
+    folders = sorted(p for p in speakers.iterdir() if p.is_dir())[:4]
     utterances = [[decode_audio(f) for f in sorted(folder.iterdir())] for folder in folders]
     total = int(minutes * 60 * 16000)
     out = np.zeros(total, dtype=np.float32)
@@ -106,7 +110,7 @@ def oracle_segmentations(turns: list, num_samples: int, inference):
         # (num_frames, speakers)
         chunk = activity[((c * inference.step + middles) / resolution).astype(int)]
         local = np.argsort(-chunk.sum(axis=0), kind="stable")[:3]
-        data[c] = chunk[:, local]
+        data[c, :, : len(local)] = chunk[:, local]
     chunks = SlidingWindow(start=0.0, duration=inference.duration, step=inference.step)
     return SlidingWindowFeature(data, chunks)
 
@@ -118,10 +122,12 @@ def run_child(
     device: str,
     embeddings_out: Path | None = None,
     oracle: bool = False,
+    precision: str = "fp32",
 ) -> dict:
     """Run one pipeline in this process and return its figures (called in a child);
     the window embeddings of our variants go to `embeddings_out` (.npy) if given;
-    `oracle` replaces the segmentation model by `oracle_segmentations`."""
+    `oracle` replaces the segmentation model by `oracle_segmentations`; `precision`
+    is our variants' (`diarization.precision`)."""
     import torch
 
     from diarization.audio import decode_audio
@@ -136,6 +142,7 @@ def run_child(
         torch.device(device),
         stock=variant == "stock",
         single_pass=variant == "single-pass",
+        precision=precision,
     )
     load_s = time.perf_counter() - started
     if oracle:
@@ -190,6 +197,7 @@ def run_child(
     }
     if device.startswith("cuda"):
         figures["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
+        figures["peak_gpu_reserved_mb"] = torch.cuda.max_memory_reserved() / 2**20
     return figures
 
 
@@ -298,6 +306,20 @@ def main() -> None:
     parser.add_argument("--device", default=None)
     parser.add_argument("--weights", type=Path)
     parser.add_argument(
+        "--precision",
+        nargs="+",
+        choices=PRECISIONS,
+        default=["fp32"],
+        help="our variants run once per precision (diarization.precision; GPU only, "
+        "a CPU computes fp32 whatever is asked); stock is always fp32",
+    )
+    parser.add_argument(
+        "--speakers",
+        type=Path,
+        default=SPEAKERS,
+        help="folder of per-speaker folders of utterances (default: ../shared/data/speakers)",
+    )
+    parser.add_argument(
         "--oracle-activity",
         action="store_true",
         help="replace the segmentation model, for every variant, by the conversation's "
@@ -319,6 +341,7 @@ def main() -> None:
             args.device,
             args.embeddings_out,
             args.oracle_activity,
+            args.precision[0],
         )
         print(json.dumps(figures))
         return
@@ -351,46 +374,72 @@ def main() -> None:
     if args.minutes is None and not (args.cold_start or args.clustering_scaling):
         args.minutes = [2.0]
     for minutes in args.minutes or []:
-        audio = build_conversation(minutes, work / f"conversation-{minutes:g}min.wav")
+        audio = build_conversation(
+            minutes, work / f"conversation-{minutes:g}min.wav", speakers=args.speakers
+        )
+        print(f"\n{minutes:g} min of audio", flush=True)
         results = {}
-        for variant in variants:
+        for variant, precision in runs(variants, args.precision):
+            name = variant if precision == "fp32" else f"{variant}-{precision}"
             command = [sys.executable, __file__, "--child", variant, "--audio", str(audio)]
             command += ["--weights", str(weights), "--device", device]
+            command += ["--precision", precision]
             if variant != "stock":
-                command += ["--embeddings-out", str(work / f"{variant}-{minutes:g}min.npy")]
+                command += ["--embeddings-out", str(work / f"{name}-{minutes:g}min.npy")]
             if args.oracle_activity:
                 command.append("--oracle-activity")
             # children inherit the allocator settings (MALLOC_MMAP_THRESHOLD_): see README
             done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
             if done.returncode != 0:
-                sys.exit(f"{variant} failed:\n{done.stderr[-3000:]}")
-            results[variant] = json.loads(done.stdout.strip().splitlines()[-1])
-        print(f"\n{minutes:g} min of audio ({len(variants)} pipeline(s))")
-        for variant, r in results.items():
-            stages = ", ".join(f"{k} {v:.2f}" for k, v in r["stages"].items())
-            gpu = f", peak GPU {r['peak_gpu_mb']:.0f} MB" if "peak_gpu_mb" in r else ""
-            print(
-                f"  {variant:5s} total {r['total_s']:.2f} s = {r['audio_s'] / r['total_s']:.1f}x "
-                f"real time; load {r['load_s']:.2f} s; peak RSS {r['peak_rss_mb']:.0f} MB{gpu}; "
-                f"{r['speakers']} speakers\n        stages (s): {stages}"
-            )
-        for variant in ("ours", "single-pass"):
-            if "stock" in results and variant in results:
+                sys.exit(f"{name} failed:\n{done.stderr[-3000:]}")
+            results[name] = json.loads(done.stdout.strip().splitlines()[-1])
+            print_run(name, results[name])
+        for variant in results:
+            if variant != "stock" and "stock" in results:
                 a, b = results["stock"], results[variant]
                 print(
                     f"  speedup stock/{variant}: {a['total_s'] / b['total_s']:.2f}x; "
                     f"DER of {variant} against stock: {100 * der(a['turns'], b['turns']):.2f} %; "
                     f"identical segments and labels: {'yes' if a['turns'] == b['turns'] else 'no'}"
                 )
-        if "ours" in results and "single-pass" in results:
-            a, b = results["ours"], results["single-pass"]
+        for variant in results:
+            if variant in ("stock", "ours") or "ours" not in results:
+                continue
+            a, b = results["ours"], results[variant]
             print(
-                f"  speedup ours/single-pass: {a['total_s'] / b['total_s']:.2f}x; "
-                f"DER of single-pass against ours: {100 * der(a['turns'], b['turns']):.2f} %"
+                f"  speedup ours/{variant}: {a['total_s'] / b['total_s']:.2f}x; "
+                f"DER of {variant} against ours: {100 * der(a['turns'], b['turns']):.2f} %"
             )
             exact = np.load(work / f"ours-{minutes:g}min.npy")
-            approximate = np.load(work / f"single-pass-{minutes:g}min.npy")
-            print(f"  single-pass embeddings against exact: {cosine_summary(exact, approximate)}")
+            other = np.load(work / f"{variant}-{minutes:g}min.npy")
+            print(f"  {variant} embeddings against ours: {cosine_summary(exact, other)}")
+        sys.stdout.flush()
+
+
+def print_run(name: str, r: dict) -> None:
+    stages = ", ".join(f"{k} {v:.2f}" for k, v in r["stages"].items())
+    gpu = ""
+    if "peak_gpu_mb" in r:
+        gpu = (
+            f", peak GPU {r['peak_gpu_mb']:.0f} MB allocated "
+            f"({r['peak_gpu_reserved_mb']:.0f} MB reserved)"
+        )
+    print(
+        f"  {name:5s} total {r['total_s']:.2f} s = {r['audio_s'] / r['total_s']:.1f}x "
+        f"real time; load {r['load_s']:.2f} s; peak RSS {r['peak_rss_mb']:.0f} MB{gpu}; "
+        f"{r['speakers']} speakers\n        stages (s): {stages}",
+        flush=True,
+    )
+
+
+def runs(variants: list[str], precisions: list[str]) -> list[tuple[str, str]]:
+    """(variant, precision) pairs to run: stock once in fp32, ours and single-pass
+    once per precision."""
+    return [
+        (variant, precision)
+        for variant in variants
+        for precision in (["fp32"] if variant == "stock" else precisions)
+    ]
 
 
 def cosine_summary(exact: np.ndarray, approximate: np.ndarray) -> str:
@@ -401,7 +450,7 @@ def cosine_summary(exact: np.ndarray, approximate: np.ndarray) -> str:
     only = int((np.isnan(exact).any(axis=-1) != np.isnan(approximate).any(axis=-1)).sum())
     return (
         f"{len(cosine)} pairs, cosine mean {cosine.mean():.4f}, 5th percentile "
-        f"{np.percentile(cosine, 5):.4f}, min {cosine.min():.4f}; "
+        f"{np.percentile(cosine, 5):.4f}, min {cosine.min():.4f} (1 - min {1 - cosine.min():.1e}); "
         f"pairs embedded by one only: {only}"
     )
 

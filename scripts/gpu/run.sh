@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Issue 4's GPU checks in one call on a lent GPU machine (its own python3, torch and
+# CUDA; no network). Usage, from the repository root:
+#
+#   bash scripts/gpu/run.sh CARRY [PLAN]  # CARRY: a folder holding
+#     wheels/     the packages the machine lacks (pyannote.audio 3.4.0, speechbrain
+#                 1.0.3 and their pure-Python needs; see README: Speed)
+#     ffmpeg.xz, ffprobe.xz   static x86-64 builds, used when the machine has none
+#     speakers/   the first four folders of ../shared/data/speakers
+#
+# PLAN: "checks" (default: precision, side-by-side speed, 1 h and 4 h runs) or
+# "profile" (where the exact stage's time goes, then 1 h again). Steps run in order of importance, each within what is left of DEADLINE_S seconds;
+# everything printed also goes to $OUT/log.txt. QUICK=1 shrinks every input (a dry
+# run on a CPU); PYTHON picks the interpreter (default python3).
+set -u
+CARRY=$(realpath "${1:-.gpu}")
+PLAN=${2:-checks}
+OUT=${OUT:-$(mktemp -d)}
+PYTHON=${PYTHON:-python3}
+DEADLINE_S=${DEADLINE_S:-520}
+started=$(date +%s)
+export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 PYTHONWARNINGS=ignore
+
+site=$(mktemp -d)
+"$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$site" \
+    "$CARRY"/wheels/*.whl || exit 1
+# sitecustomize.py (torchaudio >= 2.9 compatibility) loads in every process
+export PYTHONPATH="$site:$PWD/scripts/gpu"
+if [ -n "${FORCE_STATIC_FFMPEG:-}" ] || ! command -v ffmpeg >/dev/null || ! command -v ffprobe >/dev/null; then
+    bin=$(mktemp -d)
+    xz -dc "$CARRY/ffmpeg.xz" >"$bin/ffmpeg" && xz -dc "$CARRY/ffprobe.xz" >"$bin/ffprobe"
+    chmod +x "$bin/ffmpeg" "$bin/ffprobe"
+    export PATH="$bin:$PATH"
+fi
+echo "ffmpeg: $(command -v ffmpeg) ($(ffmpeg -version | head -1 | cut -c1-40))"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null
+"$PYTHON" -c "import torch, pyannote.audio, speechbrain; print('torch', torch.__version__, \
+'pyannote.audio', pyannote.audio.__version__, 'speechbrain', speechbrain.__version__)" || exit 1
+
+weights="$site/random-weights"
+"$PYTHON" -c "from pathlib import Path; from diarization.random_weights import \
+write_random_weights as w; w(Path('$weights'))" || exit 1
+
+m() { if [ -n "${QUICK:-}" ]; then echo "$2"; else echo "$1"; fi; }
+step() {  # step LIMIT_S command...: run within LIMIT_S and what is left of DEADLINE_S
+    local limit=$1
+    shift
+    [ -n "${QUICK:-}" ] && limit=$((limit * 4))
+    local left=$((DEADLINE_S - ($(date +%s) - started)))
+    [ "$left" -lt "$limit" ] && limit=$left
+    if [ "$limit" -lt 20 ]; then
+        echo "== skipped (no time left): $*" | tee -a "$OUT/log.txt"
+        return
+    fi
+    echo "== $* (within ${limit} s, at $(($(date +%s) - started)) s)" | tee -a "$OUT/log.txt"
+    timeout "$limit" "$PYTHON" "$@" 2>&1 | tee -a "$OUT/log.txt"
+    pkill -f "benchmark.py --child" # what a step cut short left running
+}
+common=(--weights "$weights" --speakers "$CARRY/speakers")
+
+if [ "$PLAN" = checks ]; then
+    step 70 scripts/precision.py --minutes "$(m 3 0.15)" --single-pass "${common[@]}"
+    step 110 scripts/benchmark.py --minutes "$(m 10 0.15)" --only stock ours single-pass \
+        --precision fp32 fp16 "${common[@]}"
+    step 100 scripts/benchmark.py --minutes "$(m 60 0.2)" --oracle-activity --only ours single-pass \
+        --precision fp32 fp16 "${common[@]}"
+    step 130 scripts/benchmark.py --minutes "$(m 240 0.25)" --oracle-activity --only ours single-pass \
+        "${common[@]}"
+    step 50 scripts/precision.py --minutes "$(m 3 0.15)" --oracle-activity --single-pass "${common[@]}"
+    step 80 scripts/benchmark.py --minutes "$(m 10 0.15)" --oracle-activity --only stock ours \
+        single-pass "${common[@]}"
+    step 120 scripts/benchmark.py --minutes "$(m 60 0.2)" --only ours single-pass \
+        --precision fp32 fp16 "${common[@]}"
+else
+    step 45 scripts/profile_embeddings.py --minutes "$(m 3 0.15)" --oracle-activity --rows 12 \
+        "${common[@]}"
+    step 90 scripts/benchmark.py --minutes "$(m 60 0.2)" --oracle-activity --only ours single-pass \
+        "${common[@]}"
+    step 60 scripts/benchmark.py --minutes "$(m 240 0.25)" --oracle-activity --only single-pass \
+        "${common[@]}"
+fi
+echo "== done in $(($(date +%s) - started)) s" | tee -a "$OUT/log.txt"
