@@ -7,10 +7,12 @@
 #                 1.0.3 and their pure-Python needs; see README: Speed)
 #     ffmpeg.xz, ffprobe.xz   static x86-64 builds, used when the machine has none
 #     speakers/   the first four folders of ../shared/data/speakers
+# (scripts/gpu/make_carry.sh builds it), named in the device tool's `carry`.
 #
 # PLAN: "checks" (default: precision, side-by-side speed, 1 h and 4 h runs) or
-# "profile" (where the exact stage's time goes, then 1 h again). Steps run in order of importance, each within what is left of DEADLINE_S seconds;
-# everything printed also goes to $OUT/log.txt. QUICK=1 shrinks every input (a dry
+# "profile" (where the exact stage's time goes, then 1 h again). Steps run in order
+# of importance, each within what is left of DEADLINE_S seconds; everything printed
+# also goes to $OUT/log.txt. QUICK=1 shrinks every input (a dry
 # run on a CPU); PYTHON picks the interpreter (default python3).
 set -u
 CARRY=$(realpath "${1:-.gpu}")
