@@ -43,8 +43,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from diarization.precision import PRECISIONS  # noqa: E402  (imports no torch)
+
 SPEAKERS = ROOT.parent / "shared" / "data" / "speakers"
-PRECISIONS = ["fp32", "tf32", "bf16", "fp16"]
 VARIANTS = ["stock", "ours", "single-pass"]
 
 
