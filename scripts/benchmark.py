@@ -116,6 +116,16 @@ def oracle_segmentations(turns: list, num_samples: int, inference):
     return SlidingWindowFeature(data, chunks)
 
 
+def use_oracle_segmentations(pipeline, audio: Path) -> None:
+    """Make `pipeline` take `oracle_segmentations` of the conversation in `audio`
+    instead of running its segmentation model."""
+    with wave.open(str(audio)) as w:
+        num_samples = w.getnframes()
+    turns = json.loads(turns_path(audio).read_text())
+    segmentations = oracle_segmentations(turns, num_samples, pipeline._segmentation)
+    pipeline.get_segmentations = lambda file, hook=None: segmentations
+
+
 def run_child(
     variant: str,
     audio: Path,
@@ -147,11 +157,7 @@ def run_child(
     )
     load_s = time.perf_counter() - started
     if oracle:
-        with wave.open(str(audio)) as w:
-            num_samples = w.getnframes()
-        turns = json.loads(turns_path(audio).read_text())
-        segmentations = oracle_segmentations(turns, num_samples, pipeline._segmentation)
-        pipeline.get_segmentations = lambda file, hook=None: segmentations
+        use_oracle_segmentations(pipeline, audio)
     timer = _StageTimer(None)
     stages: dict[str, float] = {}
 

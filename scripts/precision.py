@@ -22,12 +22,10 @@ Precision modes only change anything on a GPU; on a CPU every run is fp32.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
 import warnings
-import wave
 from pathlib import Path
 
 import numpy as np
@@ -40,8 +38,7 @@ from benchmark import (  # noqa: E402
     cosine_summary,
     der,
     machine,
-    oracle_segmentations,
-    turns_path,
+    use_oracle_segmentations,
 )
 
 
@@ -110,11 +107,7 @@ def main() -> None:
         pipeline = load_models(WeightsLayout(weights), device, single_pass=variant != "exact")
         run(pipeline, waveform[: 60 * 16000])  # warm-up: CUDA context, kernels
         if args.oracle_activity:
-            with wave.open(str(audio)) as w:
-                num_samples = w.getnframes()
-            turns = json.loads(turns_path(audio).read_text())
-            oracle = oracle_segmentations(turns, num_samples, pipeline._segmentation)
-            pipeline.get_segmentations = lambda file, hook=None, oracle=oracle: oracle
+            use_oracle_segmentations(pipeline, audio)
             print("segmentation: the conversation's known turns (oracle)")
         results = {}
         for precision in ["fp32"] + [p for p in args.precision if p != "fp32"]:

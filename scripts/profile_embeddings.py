@@ -10,11 +10,9 @@ the operations that took the most CPU time and the most device time.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
-import wave
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -23,8 +21,7 @@ from benchmark import (  # noqa: E402
     SPEAKERS,
     build_conversation,
     machine,
-    oracle_segmentations,
-    turns_path,
+    use_oracle_segmentations,
 )
 
 
@@ -57,11 +54,7 @@ def main() -> None:
     waveform = decode_audio(audio)
     runner(waveform[: 60 * 16000], 16000)  # warm-up
     if args.oracle_activity:
-        with wave.open(str(audio)) as w:
-            num_samples = w.getnframes()
-        turns = json.loads(turns_path(audio).read_text())
-        oracle = oracle_segmentations(turns, num_samples, pipeline._segmentation)
-        pipeline.get_segmentations = lambda file, hook=None: oracle
+        use_oracle_segmentations(pipeline, audio)
     activities = [ProfilerActivity.CPU]
     if device.type == "cuda":
         activities.append(ProfilerActivity.CUDA)
