@@ -143,3 +143,13 @@ def test_precision_is_refused_for_the_bundled_pipeline():
 
     with pytest.raises(ValueError, match="precision is an option of the pyannote pipeline"):
         load_pipeline("bundled", precision="fp16")
+
+
+def test_cli_passes_the_precision_and_refuses_an_unknown_one(capsys):
+    from diarization.__main__ import parse_args
+
+    assert parse_args(["in.wav", "--precision", "tf32"]).precision == "tf32"
+    assert parse_args(["in.wav"]).precision is None  # the library's default
+    with pytest.raises(SystemExit):
+        parse_args(["in.wav", "--precision", "fp8"])
+    assert "invalid choice: 'fp8'" in capsys.readouterr().err
