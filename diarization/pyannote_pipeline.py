@@ -31,6 +31,7 @@ from pyannote.audio.utils.signal import binarize
 from pyannote.core import Annotation, SlidingWindowFeature
 from scipy.cluster.hierarchy import linkage
 
+from diarization import exact_embeddings
 from diarization.ecapa_single_pass import SinglePassEcapa
 from diarization.precision import (
     DEFAULT_PRECISION,
@@ -62,6 +63,8 @@ CPU_EMBEDDING_BATCH_SIZE = 4
 #: assigned to its nearest centroid. 12000 active (window, speaker) pairs is about
 #: 1.5 h of two-party conversation, so shorter recordings are clustered exactly.
 MAX_CLUSTERED_EMBEDDINGS = 12000
+#: Embedding batches queued on the device ahead of the one whose results are fetched.
+IN_FLIGHT_BATCHES = 2
 #: Windows binarized at a time (see `binarize_in_blocks`).
 BINARIZE_BLOCK_WINDOWS = 2048
 
@@ -230,7 +233,8 @@ class FastSpeakerDiarization(StockSpeakerDiarization):
     those pairs get their NaN without running the model, and the others are
     embedded in batches of similar speech length, so that little of each batch is
     padding. Every pair's model input (its window's samples under its mask) is the
-    one stock pyannote builds; only the batch it shares the model with differs.
+    one stock pyannote builds, cut on the model's device (`exact_embeddings`); only
+    the batch it shares the model with differs.
     The clustering's memory is bounded (see `BoundedAgglomerativeClustering`).
 
     Out of GPU memory, a stage retries with half the batch, down to one item,
@@ -242,6 +246,9 @@ class FastSpeakerDiarization(StockSpeakerDiarization):
         self.clustering = BoundedAgglomerativeClustering(metric=embedding.metric)
         #: How the networks compute on a GPU (`diarization.precision`); fp32 is stock's.
         self.precision = "fp32"
+        #: Stock's embedding batch size: each pair is padded as stock pads it in its
+        #: batch (`exact_embeddings.stock_widths`), whatever batch it is embedded in.
+        self.stock_batch_size = BATCH_SIZE
 
     def apply(self, file, *args, **kwargs):
         devices = (self._segmentation.device, self._embedding.device)
@@ -300,27 +307,34 @@ class FastSpeakerDiarization(StockSpeakerDiarization):
         clustered = SlidingWindowFeature(clustered, segmentations.sliding_window)
         return self.to_diarization(clustered, count)
 
-    def _embed(self, waveforms: torch.Tensor, masks: torch.Tensor) -> np.ndarray:
-        """Embeddings of one batch, halving it (then moving to the CPU) when out of memory."""
+    def _embed(self, windows, masks, speech_samples, width: int) -> torch.Tensor:
+        """Embeddings of one batch (`exact_embeddings.embed`), halving it (then moving to
+        the CPU) when out of memory."""
         try:
-            return self._embedding(waveforms, masks=masks)
+            return exact_embeddings.embed(
+                self._embedding.classifier_, windows, masks, speech_samples, width
+            )
         except torch.OutOfMemoryError:
             _release_gpu_memory()
-            if len(waveforms) > 1:
-                half = len(waveforms) // 2
+            if len(windows) > 1:
+                half = len(windows) // 2
                 logger.warning(
-                    "embeddings ran out of memory: retrying in batches of %d", len(waveforms) - half
+                    "embeddings ran out of memory: retrying in batches of %d", len(windows) - half
                 )
-                return np.vstack(
+                return torch.cat(
                     [
-                        self._embed(waveforms[:half], masks[:half]),
-                        self._embed(waveforms[half:], masks[half:]),
+                        self._embed(
+                            windows[:half], masks[:half], speech_samples[:half], width
+                        ).cpu(),
+                        self._embed(
+                            windows[half:], masks[half:], speech_samples[half:], width
+                        ).cpu(),
                     ]
                 )
             if self._embedding.device.type != "cpu":
                 logger.warning("embeddings ran out of memory: retrying on the CPU")
                 self._embedding.to(torch.device("cpu"))
-                return self._embed(waveforms, masks)
+                return self._embed(windows, masks, speech_samples, width)
             raise
 
     def _pairs_to_embed(self, binary_segmentations, exclude_overlap):
@@ -349,38 +363,69 @@ class FastSpeakerDiarization(StockSpeakerDiarization):
         masks, speech, pairs, embeddings = self._pairs_to_embed(
             binary_segmentations, exclude_overlap
         )
-        # Longest first: each batch then fits in GPU memory that the one before freed.
-        # Shortest first, every batch needed a larger block than any the allocator had
-        # cached, and its cache grew to 123 GB on 1 h of audio (H200, 2026-11-25).
-        pairs = pairs[np.argsort(-speech[pairs[:, 0], pairs[:, 1]], kind="stable")]
-        batches = [
-            pairs[i : i + self.embedding_batch_size]
-            for i in range(0, len(pairs), self.embedding_batch_size)
+        # Each pair padded to the width stock pads it to, so that its embedding is
+        # stock's (`exact_embeddings`): batches of one width each, widest first, so
+        # that each fits in GPU memory the one before freed. (Narrowest first, every
+        # batch needed a larger block than any the allocator had cached, and its cache
+        # grew to 123 GB on 1 h of audio: H200, 2026-11-25.)
+        widths = exact_embeddings.stock_widths(speech, self.stock_batch_size)[
+            pairs[:, 0], pairs[:, 1]
         ]
+        order = np.lexsort((-speech[pairs[:, 0], pairs[:, 1]], -widths))
+        pairs, widths = pairs[order], widths[order]
+        starts = np.flatnonzero(np.diff(widths, prepend=-1))  # where each width begins
+        ends = np.append(starts[1:], len(pairs))
+        size = self.embedding_batch_size
+        # (pairs, width) of each batch
+        batches = [
+            (pairs[i : min(i + size, end)], int(widths[start]))
+            for start, end in zip(starts, ends, strict=True)
+            for i in range(start, end, size)
+        ]
+        on_gpu = self._embedding.device.type == "cuda"
         if hook is not None:
             hook("embeddings", None, total=len(batches), completed=0)
 
-        def inputs(batch: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-            waveforms = torch.vstack(
+        def inputs(batch: np.ndarray, width: int) -> tuple:
+            # (batch_size, num_samples) each pair's window, as stock pyannote crops it
+            windows = torch.vstack(
                 [
-                    self._audio.crop(file, window[c], duration=window.duration, mode="pad")[0][None]
+                    self._audio.crop(file, window[c], duration=window.duration, mode="pad")[0]
                     for c in batch[:, 0]
                 ]
             )
-            # (batch_size, 1, num_samples), (batch_size, num_frames)
-            return waveforms, torch.from_numpy(masks[batch[:, 0], batch[:, 1]])
+            # (batch_size, num_frames), (batch_size,)
+            mask_batch = torch.from_numpy(masks[batch[:, 0], batch[:, 1]])
+            speech_samples = torch.from_numpy(speech[batch[:, 0], batch[:, 1]].astype(np.int64))
+            if on_gpu:  # pinned, the copies to the GPU overlap its work
+                windows, mask_batch = windows.pin_memory(), mask_batch.pin_memory()
+                speech_samples = speech_samples.pin_memory()
+            return windows, mask_batch, speech_samples, width
 
-        # The next batch's samples are cut while the model runs on this one (the
-        # model call releases the GIL), so a GPU does not wait for the CPU.
+        completed = 0
+
+        def fetch(batch: np.ndarray, result: torch.Tensor) -> None:
+            nonlocal completed
+            embeddings[batch[:, 0], batch[:, 1]] = result.float().cpu().numpy()
+            completed += 1
+            if hook is not None:
+                hook("embeddings", None, total=len(batches), completed=completed)
+
+        # The next batch is cut in a thread while the model runs on this one (the model
+        # releases the GIL), and a GPU runs up to IN_FLIGHT_BATCHES ahead of the
+        # results fetched, so that neither waits for the other.
+        in_flight: list[tuple[np.ndarray, torch.Tensor]] = []
         with ThreadPoolExecutor(max_workers=1) as prefetch:
-            upcoming = prefetch.submit(inputs, batches[0]) if batches else None
-            for done, batch in enumerate(batches, 1):
-                waveforms, mask_batch = upcoming.result()
+            upcoming = prefetch.submit(inputs, *batches[0]) if batches else None
+            for done, (batch, _) in enumerate(batches, 1):
+                batch_inputs = upcoming.result()
                 if done < len(batches):
-                    upcoming = prefetch.submit(inputs, batches[done])
-                embeddings[batch[:, 0], batch[:, 1]] = self._embed(waveforms, mask_batch)
-                if hook is not None:
-                    hook("embeddings", None, total=len(batches), completed=done)
+                    upcoming = prefetch.submit(inputs, *batches[done])
+                in_flight.append((batch, self._embed(*batch_inputs)))
+                if len(in_flight) > IN_FLIGHT_BATCHES:
+                    fetch(*in_flight.pop(0))
+            for batch, result in in_flight:
+                fetch(batch, result)
         return embeddings
 
 

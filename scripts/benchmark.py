@@ -12,9 +12,9 @@ processes (so that each peak RSS is its own):
              embeddings (diarization.ecapa_single_pass).
 
 It prints per-stage wall times, the real-time factor, peak RSS (and peak GPU memory
-on a GPU), the speedup a / b and the DER of b against a; with (c), its speedup and
-DER against (a) and (b), and the cosine similarity of its embeddings to (b)'s for
-every (window, speaker) pair both embedded. Real weights are used when
+on a GPU), the speedup a / b, the DER of b against a and the cosine similarity of
+b's embeddings to a's for every (window, speaker) pair both embedded; with (c), the
+same against (a) and against (b). Real weights are used when
 weights/ holds them, random weights in the real formats otherwise (random weights
 find every local speaker active everywhere: the worst case for the embedding stage).
 
@@ -136,7 +136,7 @@ def run_child(
     precision: str = "fp32",
 ) -> dict:
     """Run one pipeline in this process and return its figures (called in a child);
-    the window embeddings of our variants go to `embeddings_out` (.npy) if given;
+    its window embeddings go to `embeddings_out` (.npy) if given;
     `oracle` replaces the segmentation model by `oracle_segmentations`; `precision`
     is our variants' (`diarization.precision`)."""
     import torch
@@ -161,8 +161,12 @@ def run_child(
     timer = _StageTimer(None)
     stages: dict[str, float] = {}
 
+    captured = {}
+
     def hook(step, artifact, file=None, total=None, completed=None):
         timer(step, completed, total)
+        if step == "embeddings" and isinstance(artifact, np.ndarray):
+            captured["embeddings"] = artifact
 
     with torch.inference_mode():
         if variant == "stock":
@@ -174,6 +178,8 @@ def run_child(
                 Turn(float(s.start), float(s.end), str(label))
                 for s, _, label in annotation.itertracks(yield_label=True)
             ]
+            if embeddings_out is not None and "embeddings" in captured:
+                np.save(embeddings_out, captured["embeddings"])
             with wave.open(str(audio)) as w:
                 duration = w.getnframes() / w.getframerate()
             raw = RawDiarization(turns, _no_windows(), {}, duration)
@@ -391,8 +397,7 @@ def main() -> None:
             command = [sys.executable, __file__, "--child", variant, "--audio", str(audio)]
             command += ["--weights", str(weights), "--device", device]
             command += ["--precision", precision]
-            if variant != "stock":
-                command += ["--embeddings-out", str(work / f"{name}-{minutes:g}min.npy")]
+            command += ["--embeddings-out", str(work / f"{name}-{minutes:g}min.npy")]
             if args.oracle_activity:
                 command.append("--oracle-activity")
             # children inherit the allocator settings (MALLOC_MMAP_THRESHOLD_): see README
@@ -409,6 +414,9 @@ def main() -> None:
                     f"DER of {variant} against stock: {100 * der(a['turns'], b['turns']):.2f} %; "
                     f"identical segments and labels: {'yes' if a['turns'] == b['turns'] else 'no'}"
                 )
+                stock = np.load(work / f"stock-{minutes:g}min.npy")
+                other = np.load(work / f"{variant}-{minutes:g}min.npy")
+                print(f"  {variant} embeddings against stock: {cosine_summary(stock, other)}")
         for variant in results:
             if variant in ("stock", "ours") or "ours" not in results:
                 continue
@@ -449,12 +457,12 @@ def runs(variants: list[str], precisions: list[str]) -> list[tuple[str, str]]:
     ]
 
 
-def cosine_summary(exact: np.ndarray, approximate: np.ndarray) -> str:
+def cosine_summary(reference: np.ndarray, other: np.ndarray) -> str:
     """Cosine similarity of each (window, speaker) embedding both stages computed."""
-    both = ~np.isnan(exact).any(axis=-1) & ~np.isnan(approximate).any(axis=-1)
-    a, b = exact[both], approximate[both]
+    both = ~np.isnan(reference).any(axis=-1) & ~np.isnan(other).any(axis=-1)
+    a, b = reference[both], other[both]
     cosine = np.sum(a * b, axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
-    only = int((np.isnan(exact).any(axis=-1) != np.isnan(approximate).any(axis=-1)).sum())
+    only = int((np.isnan(reference).any(axis=-1) != np.isnan(other).any(axis=-1)).sum())
     return (
         f"{len(cosine)} pairs, cosine mean {cosine.mean():.4f}, 5th percentile "
         f"{np.percentile(cosine, 5):.4f}, min {cosine.min():.4f} (1 - min {1 - cosine.min():.1e}); "

@@ -79,6 +79,18 @@ def write_wav(path: Path, samples: np.ndarray, sample_rate: int = 16000) -> Path
     return path
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `gpu` are skipped where torch sees no CUDA GPU."""
+    gpu = [item for item in items if item.get_closest_marker("gpu")]
+    if not gpu:
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        for item in gpu:
+            item.add_marker(pytest.mark.skip(reason="needs a CUDA GPU"))
+
+
 def shared_file(relative: str) -> Path:
     """A file of ../shared/data; the test is skipped when the folder is absent."""
     path = SHARED_DATA / relative

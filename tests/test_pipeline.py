@@ -14,7 +14,7 @@ from pyannote.audio.utils.signal import binarize
 from pyannote.core import SlidingWindowFeature
 
 from conftest import ROOT, check_output_shape, shared_file, write_wav
-from diarization import AudioDecodeError, Diarizer, SpeakerCount, WeightsError
+from diarization import AudioDecodeError, Diarizer, SpeakerCount, WeightsError, exact_embeddings
 from diarization.pyannote_pipeline import (
     BATCH_SIZE,
     CPU_EMBEDDING_BATCH_SIZE,
@@ -212,13 +212,12 @@ def test_fast_embedding_stage_matches_stock_and_skips_inactive_pairs(
     waveform = np.random.default_rng(3).normal(0, 0.1, 6 * 16000).astype(np.float32)
     file = {"waveform": torch.from_numpy(waveform)[None], "sample_rate": 16000, "uri": "x"}
     embedded = []
-    model = fast._embedding
-    original = type(model).__call__
+    original = exact_embeddings.embed
     monkeypatch.setattr(
-        type(model),
-        "__call__",
-        lambda self, waveforms, masks=None: (
-            embedded.append(len(waveforms)) or original(self, waveforms, masks=masks)
+        exact_embeddings,
+        "embed",
+        lambda classifier, windows, *args: (
+            embedded.append(len(windows)) or original(classifier, windows, *args)
         ),
     )
     with torch.inference_mode():
@@ -235,32 +234,42 @@ def test_fast_embedding_stage_matches_stock_and_skips_inactive_pairs(
     assert sum(embedded) == int((~np.isnan(got[:, :, 0])).sum()) < got.shape[0] * 3
 
 
-def test_fast_embedding_stage_embeds_the_longest_speech_first(two_speaker_weights, monkeypatch):
-    # shortest first, every GPU batch needed a larger block than the allocator had
-    # cached (its cache grew to 123 GB on 1 h of audio); longest first reuses them
+def test_fast_embedding_stage_pads_each_pair_as_stock_does(two_speaker_weights, monkeypatch):
+    # stock pads each batch of 8 pairs (in window order) to its longest speech: a
+    # pair's embedding depends on that width, so ours pads each pair to the same
+    stock = load_models(two_speaker_weights, torch.device("cpu"), stock=True)
     fast = load_models(two_speaker_weights, torch.device("cpu"))
-    waveform = np.random.default_rng(6).normal(0, 0.1, 8 * 16000).astype(np.float32)
+    stock.embedding_batch_size = fast.stock_batch_size = 8
+    waveform = np.random.default_rng(6).normal(0, 0.1, 12 * 16000).astype(np.float32)
     file = {"waveform": torch.from_numpy(waveform)[None], "sample_rate": 16000, "uri": "x"}
-    speech = []
-    model = fast._embedding
-    original = type(model).__call__
+    batches = []
+    original = exact_embeddings.embed
 
-    def spy(self, waveforms, masks=None):
-        speech.extend(masks.sum(dim=1).tolist())
-        return original(self, waveforms, masks=masks)
+    def spy(classifier, windows, masks, speech_samples, width):
+        batches.append((speech_samples.tolist(), width))
+        return original(classifier, windows, masks, speech_samples, width)
 
-    monkeypatch.setattr(type(model), "__call__", spy)
+    monkeypatch.setattr(exact_embeddings, "embed", spy)
     with torch.inference_mode():
         scores = fast.get_segmentations(file)
-        # one speaker per window, active over a different length in each
+        # two speakers per window (of 293 frames), each active over a different length
         activity = np.zeros_like(scores.data)
-        lengths = np.random.default_rng(7).integers(100, 293, len(activity))
-        for window, length in enumerate(lengths):
-            activity[window, :length, 0] = 1
+        rng = np.random.default_rng(7)
+        for window in range(len(activity)):
+            activity[window, : rng.integers(20, 145), 0] = 1
+            activity[window, 146 : 146 + rng.integers(20, 147), 1] = 1
         binarized = SlidingWindowFeature(activity, scores.sliding_window)
-        fast.get_embeddings(file, binarized, exclude_overlap=True)
-    assert len(speech) == len(activity) > CPU_EMBEDDING_BATCH_SIZE  # several batches
-    assert speech == sorted(speech, reverse=True) and speech[0] > speech[-1]
+        got = fast.get_embeddings(file, binarized, exclude_overlap=True)
+        monkeypatch.undo()
+        expected = stock.get_embeddings(file, binarized, exclude_overlap=True)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+    # batches of one width each, widest first, each the longest speech of a stock batch
+    widths = [width for _, width in batches]
+    assert widths == sorted(widths, reverse=True) and len(set(widths)) > 1
+    assert all(max(speech) <= width for speech, width in batches)
+    pairs = np.isnan(got[:, :2, 0]).size  # 2 active speakers per window
+    assert sum(len(speech) for speech, _ in batches) == pairs > 3 * 8
 
 
 @pytest.mark.parametrize("n, block_rows", [(2, 1024), (50, 7), (50, 50), (301, 64)])
@@ -345,23 +354,20 @@ def test_clustering_is_bounded_and_deterministic_on_many_embeddings():
 
 
 def embed_limited(limit, original):
-    """An embedding __call__ that runs out of memory on batches larger than `limit`."""
+    """`exact_embeddings.embed` running out of memory on batches larger than `limit`."""
 
-    def call(self, waveforms, masks=None):
-        if len(waveforms) > limit:
+    def call(classifier, windows, *args):
+        if len(windows) > limit:
             raise torch.OutOfMemoryError("CUDA out of memory (injected)")
-        return original(self, waveforms, masks=masks)
+        return original(classifier, windows, *args)
 
     return call
 
 
 def test_embedding_out_of_memory_retries_with_smaller_batches(diarizer, monkeypatch, caplog):
-    from diarization.pyannote_pipeline import LocalSpeechBrainEmbedding
-
     waveform = np.random.default_rng(5).normal(0, 0.1, 6 * 16000).astype(np.float32)
     expected = diarizer.pipeline(waveform, 16000)
-    original = LocalSpeechBrainEmbedding.__call__
-    monkeypatch.setattr(LocalSpeechBrainEmbedding, "__call__", embed_limited(2, original))
+    monkeypatch.setattr(exact_embeddings, "embed", embed_limited(2, exact_embeddings.embed))
     got = diarizer.pipeline(waveform, 16000)
     assert "embeddings ran out of memory: retrying in batches of" in caplog.text
     np.testing.assert_allclose(got.windows.embeddings, expected.windows.embeddings, atol=1e-4)
@@ -373,21 +379,22 @@ def test_embedding_out_of_memory_at_batch_size_one_moves_to_the_cpu(diarizer, mo
 
     embedding = diarizer.pipeline._pipeline._embedding
     moves = []
-    original = LocalSpeechBrainEmbedding.__call__
+    original = exact_embeddings.embed
 
-    def call(self, waveforms, masks=None):
-        if self.device.type == "cuda":  # a pretend GPU that is always full
+    def call(classifier, *args):
+        if embedding.device.type == "cuda":  # a pretend GPU that is always full
             raise torch.OutOfMemoryError("CUDA out of memory (injected)")
-        return original(self, waveforms, masks=masks)
+        return original(classifier, *args)
 
     def move(self, device):
         moves.append(device.type)
         self.device = device
         return self
 
-    monkeypatch.setattr(LocalSpeechBrainEmbedding, "__call__", call)
+    monkeypatch.setattr(exact_embeddings, "embed", call)
     monkeypatch.setattr(LocalSpeechBrainEmbedding, "to", move)
     monkeypatch.setattr(embedding, "device", torch.device("cuda"))
+    monkeypatch.setattr(torch.Tensor, "pin_memory", lambda self: self)  # no GPU to pin for
     waveform = np.random.default_rng(6).normal(0, 0.1, 6 * 16000).astype(np.float32)
     raw = diarizer.pipeline(waveform, 16000)
     assert "embeddings ran out of memory: retrying on the CPU" in caplog.text
