@@ -24,15 +24,14 @@ import torch.nn.functional as F
 from pyannote.audio import Model
 from pyannote.audio.core.io import Audio
 from pyannote.audio.pipelines import SpeakerDiarization, speaker_diarization
-from pyannote.audio.pipelines import clustering as pyannote_clustering
 from pyannote.audio.pipelines.clustering import AgglomerativeClustering
 from pyannote.audio.pipelines.speaker_verification import SpeechBrainPretrainedSpeakerEmbedding
 from pyannote.audio.utils.signal import binarize
 from pyannote.core import Annotation, SlidingWindowFeature
-from scipy.cluster.hierarchy import linkage
 
 from diarization import exact_embeddings
 from diarization.ecapa_single_pass import SinglePassEcapa
+from diarization.fast_clustering import BoundedAgglomerativeClustering
 from diarization.precision import (
     DEFAULT_PRECISION,
     autocast_type,
@@ -57,12 +56,6 @@ DEFAULT_CLUSTERING_THRESHOLD = HYPERPARAMETERS["clustering"]["threshold"]
 #: the caches: on 2 cores, 93 embeddings took 18.8 s in batches of 32, 11.6-11.9 s in
 #: batches of 2-4 and 13.2 s one by one (2026-11-25). GPUs keep BATCH_SIZE.
 CPU_EMBEDDING_BATCH_SIZE = 4
-#: Most embeddings the agglomerative clustering builds its dendrogram from. Its
-#: pairwise distances grow with the square of this (12000 -> 0.6 GB); past it,
-#: evenly spaced embeddings build the dendrogram and every embedding is still
-#: assigned to its nearest centroid. 12000 active (window, speaker) pairs is about
-#: 1.5 h of two-party conversation, so shorter recordings are clustered exactly.
-MAX_CLUSTERED_EMBEDDINGS = 12000
 #: Embedding batches queued on the device ahead of the one whose results are fetched.
 IN_FLIGHT_BATCHES = 2
 #: Windows binarized at a time (see `binarize_in_blocks`).
@@ -138,91 +131,43 @@ class StockSpeakerDiarization(SpeakerDiarization):
         self.clustering = AgglomerativeClustering(metric=embedding.metric)
 
 
-class BoundedAgglomerativeClustering(AgglomerativeClustering):
-    """pyannote's agglomerative clustering with its memory bounded on long audio.
-
-    pyannote can cap the embeddings it clusters (`max_num_embeddings`) but picks
-    them with an unseeded shuffle; here the pick is evenly spaced in time, so the
-    same input always gives the same answer and every part of the recording is seen.
-    """
-
-    def __init__(self, metric: str = "cosine", max_num_embeddings: int = MAX_CLUSTERED_EMBEDDINGS):
-        super().__init__(metric=metric, max_num_embeddings=max_num_embeddings)
-
-    def filter_embeddings(self, embeddings, segmentations=None):
-        active = np.sum(segmentations.data, axis=1) > 0
-        valid = ~np.any(np.isnan(embeddings), axis=2)
-        chunk_idx, speaker_idx = np.where(active & valid)
-        # (num_embeddings,) each
-        if len(chunk_idx) > self.max_num_embeddings:
-            keep = np.unique(np.linspace(0, len(chunk_idx) - 1, self.max_num_embeddings).round())
-            chunk_idx, speaker_idx = chunk_idx[keep.astype(int)], speaker_idx[keep.astype(int)]
-        return embeddings[chunk_idx, speaker_idx], chunk_idx, speaker_idx
-
-    def cluster(self, embeddings, min_clusters, max_clusters, num_clusters=None):
-        # pyannote's cluster calls the `linkage` its module imported: for this call,
-        # the same linkage with the distances computed by matrix products.
-        pyannote_clustering.linkage = linkage_by_matrix_products
-        try:
-            return super().cluster(embeddings, min_clusters, max_clusters, num_clusters)
-        finally:
-            pyannote_clustering.linkage = linkage
-
-
-def euclidean_distances(x: np.ndarray, block_rows: int = 1024) -> np.ndarray:
-    """scipy's `pdist(x, "euclidean")` (the condensed upper triangle), computed as
-    |a|^2 + |b|^2 - 2 a.b with matrix products on every core, a block of rows at a
-    time; scipy's loop runs on one core (9600 embeddings: 3.8 s against 1.25 s on
-    2 cores, 2026-11-25). For unit vectors they agree with scipy's to about 1e-15
-    (9600 embeddings: the same dendrogram and clusters); the difference of squares
-    loses precision only between near-duplicates (within about 1e-8 of distance 0)."""
-    x = np.asarray(x, dtype=np.float64)
-    n = len(x)
-    squares = np.einsum("ij,ij->i", x, x)
-    out = np.empty(n * (n - 1) // 2)
-    position = 0
-    for first in range(0, n, block_rows):
-        rows = x[first : first + block_rows]
-        # (block_rows, n - first) squared distances to every later row
-        d2 = squares[first : first + len(rows), None] + squares[None, first:]
-        d2 -= 2.0 * (rows @ x[first:].T)
-        for r in range(len(rows)):
-            later = d2[r, r + 1 :]
-            out[position : position + len(later)] = later
-            position += len(later)
-    np.maximum(out, 0.0, out=out)
-    return np.sqrt(out, out=out)
-
-
-def linkage_by_matrix_products(x: np.ndarray, method: str = "single", metric: str = "euclidean"):
-    """scipy's `linkage` of observations `x`, with `euclidean_distances` for the
-    euclidean metric (the one pyannote's centroid clustering uses)."""
-    if metric != "euclidean" or x.ndim != 2 or len(x) < 2:
-        return linkage(x, method=method, metric=metric)
-    return linkage(euclidean_distances(x), method=method)
-
-
 def binarize_in_blocks(scores, onset=0.5, offset=None, initial_state=None):
-    """pyannote's `binarize`, over blocks of `BINARIZE_BLOCK_WINDOWS` windows.
+    """pyannote's `binarize` of (window, frame, speaker) scores, the same array faster.
 
-    Each (window, speaker) row is thresholded on its own, so the result is the
-    same array; but pyannote builds a Python list of every row's frame indices,
-    about 1.5 GB of temporaries for the 86,400 rows of 4 hours of audio.
+    pyannote builds a Python list of every row's well-defined frame indices (1.0 s
+    on 1 hour, and 1.5 GB of temporaries on 4 hours); here `_hysteresis` finds each
+    frame's state with array operations, over blocks of `BINARIZE_BLOCK_WINDOWS`
+    windows. Anything but 3-d scores and a single initial state goes to pyannote's.
     """
     data = getattr(scores, "data", None)
-    if data is None or data.ndim != 3 or len(data) <= BINARIZE_BLOCK_WINDOWS:
+    if data is None or data.ndim != 3 or not isinstance(initial_state, bool | None):
         return binarize(scores, onset=onset, offset=offset, initial_state=initial_state)
-    window = scores.sliding_window
-    blocks = [
-        binarize(
-            SlidingWindowFeature(data[i : i + BINARIZE_BLOCK_WINDOWS], window),
-            onset=onset,
-            offset=offset,
-            initial_state=initial_state,
-        ).data
-        for i in range(0, len(data), BINARIZE_BLOCK_WINDOWS)
-    ]
-    return SlidingWindowFeature(np.concatenate(blocks), window)
+    # pyannote's result: 0.0 or 1.0 (float64), shaped as the scores
+    binarized = np.empty(data.shape)
+    for i in range(0, len(data), BINARIZE_BLOCK_WINDOWS):
+        block = data[i : i + BINARIZE_BLOCK_WINDOWS].transpose(0, 2, 1)
+        state = _hysteresis(block, onset, offset, initial_state)
+        binarized[i : i + BINARIZE_BLOCK_WINDOWS] = state.transpose(0, 2, 1)
+    return SlidingWindowFeature(binarized, scores.sliding_window)
+
+
+def _hysteresis(scores: np.ndarray, onset: float, offset: float | None, initial_state):
+    """pyannote's `binarize_ndarray` along the last axis (frames): a frame is on when
+    the last frame at or before it with a score above `onset` or below `offset` is
+    above `onset`; before any such frame, the initial state (None: the first score
+    against the mean of the two thresholds)."""
+    offset = offset or onset  # as pyannote reads it
+    scores = np.nan_to_num(scores)
+    if initial_state is None:
+        initial = scores[..., 0] >= 0.5 * (onset + offset)
+    else:
+        initial = np.full(scores.shape[:-1], initial_state)
+    on = scores > onset
+    defined = (scores < offset) | on
+    # (..., num_frames) the last defined frame at or before each frame, else -1
+    last = np.maximum.accumulate(np.where(defined, np.arange(scores.shape[-1]), -1), axis=-1)
+    state = np.take_along_axis(on, np.maximum(last, 0), axis=-1)
+    return np.where(last >= 0, state, initial[..., None])
 
 
 class FastSpeakerDiarization(StockSpeakerDiarization):

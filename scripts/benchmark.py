@@ -240,7 +240,7 @@ def clustering_scaling(hours: list[float]) -> None:
         code = (
             "import resource,time,numpy as np\n"
             "from pyannote.core import SlidingWindow, SlidingWindowFeature\n"
-            "from diarization.pyannote_pipeline import BoundedAgglomerativeClustering as B\n"
+            "from diarization.fast_clustering import BoundedAgglomerativeClustering as B\n"
             f"n=int({h}*7200); rng=np.random.default_rng(0)\n"
             "c=rng.normal(size=(4,192))\n"
             "e=c[rng.integers(0,4,(n,3))]+0.3*rng.normal(size=(n,3,192))\n"

@@ -15,14 +15,17 @@ from pyannote.core import SlidingWindowFeature
 
 from conftest import ROOT, check_output_shape, shared_file, write_wav
 from diarization import AudioDecodeError, Diarizer, SpeakerCount, WeightsError, exact_embeddings
+from diarization.fast_clustering import (
+    BoundedAgglomerativeClustering,
+    euclidean_distances,
+    linkage_by_matrix_products,
+)
 from diarization.pyannote_pipeline import (
     BATCH_SIZE,
     CPU_EMBEDDING_BATCH_SIZE,
     HYPERPARAMETERS,
     PyannotePipeline,
     binarize_in_blocks,
-    euclidean_distances,
-    linkage_by_matrix_products,
     load_models,
 )
 from diarization.weights import FETCH_COMMAND
@@ -309,7 +312,7 @@ def test_linkage_by_matrix_products_builds_scipys_dendrogram():
 def test_clustering_uses_matrix_product_distances_and_restores_pyannotes_linkage(monkeypatch):
     from pyannote.audio.pipelines import clustering as pyannote_clustering
 
-    import diarization.pyannote_pipeline as module
+    import diarization.fast_clustering as module
 
     original = pyannote_clustering.linkage
     calls = []
@@ -330,8 +333,6 @@ def test_clustering_uses_matrix_product_distances_and_restores_pyannotes_linkage
 
 def test_clustering_is_bounded_and_deterministic_on_many_embeddings():
     from pyannote.core import SlidingWindow, SlidingWindowFeature
-
-    from diarization.pyannote_pipeline import BoundedAgglomerativeClustering
 
     rng = np.random.default_rng(4)
     centers = rng.normal(size=(3, 16))
@@ -475,11 +476,20 @@ def test_binarizing_in_blocks_gives_pyannotes_result(monkeypatch):
 
     monkeypatch.setattr(module, "BINARIZE_BLOCK_WINDOWS", 7)
     scores = _segmentation_scores(50)
-    for onset, offset in ((0.44, None), (0.6, 0.3)):
-        expected = binarize(scores, onset=onset, offset=offset, initial_state=False)
-        got = binarize_in_blocks(scores, onset=onset, offset=offset, initial_state=False)
-        np.testing.assert_array_equal(got.data, expected.data)
-        assert got.sliding_window == expected.sliding_window
+    scores.data[3, :, 1] = 0.44  # a row with no frame above or below the threshold
+    scores.data[4, :40, 2] = 0.44  # ... and one with none until frame 40
+    for onset, offset in ((0.44, None), (0.6, 0.3), (0.5, 0.0)):
+        for initial_state in (False, True, None):
+            expected = binarize(scores, onset=onset, offset=offset, initial_state=initial_state)
+            got = binarize_in_blocks(
+                scores, onset=onset, offset=offset, initial_state=initial_state
+            )
+            np.testing.assert_array_equal(got.data, expected.data)
+            assert got.data.dtype == expected.data.dtype
+            assert got.sliding_window == expected.sliding_window
+    # what the rows without a defined frame take: the initial state
+    got = binarize_in_blocks(scores, onset=0.44, initial_state=True).data
+    assert got[3, :, 1].all() and got[4, :40, 2].all()
 
 
 def test_reconstruct_gives_pyannotes_result(diarizer):

@@ -10,7 +10,8 @@ mkdir -p "$CARRY/wheels" "$CARRY/speakers"
 
 # The image has Python 3.12 with torch, lightning, numpy, scipy, scikit-learn, pandas,
 # huggingface_hub, requests...; these are what pyannote.audio 3.4.0 and speechbrain 1.0.3
-# import beyond it (pure Python but for ruamel.yaml.clib and SQLAlchemy).
+# import beyond it (pure Python but for ruamel.yaml.clib, SQLAlchemy and fastcluster),
+# and pytest for the GPU tests.
 python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
     --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
     --platform manylinux2014_x86_64 -d "$CARRY/wheels" \
@@ -20,7 +21,7 @@ python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
     pytorch-metric-learning==2.9.0 torch-audiomentations==0.12.0 julius==0.2.8 primePy==1.3 \
     torch_pitch_shift==1.2.5 semver==3.1.2 tensorboardX==2.6.5 omegaconf==2.4.0 \
     optuna==5.0.0 alembic==1.20.1 SQLAlchemy==2.1.9 colorlog==6.12.0 Mako==1.4.3 \
-    pytest==9.2.0 pluggy==1.6.0 iniconfig==2.1.0 pygments==2.19.2  # the GPU tests
+    fastcluster==1.3.0 pytest==9.2.0 pluggy==1.6.0 iniconfig==2.1.0 pygments==2.19.2
 # published as source only
 python3 -m pip wheel -q --no-deps -w "$CARRY/wheels" docopt==0.6.2 antlr4-python3-runtime==4.9.3
 
