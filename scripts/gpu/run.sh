@@ -9,8 +9,8 @@
 #     speakers/   the first four folders of ../shared/data/speakers
 # (scripts/gpu/make_carry.sh builds it), named in the device tool's `carry`.
 #
-# PLAN: "checks" (default: the GPU tests, side-by-side speed, 1 h, a profile, 4 h,
-# precision) or "profile" (where the exact stage's time goes, then 1 h again). Steps run in order
+# PLAN: "checks" (default: the GPU tests, 1 h in each precision, 4 h, side-by-side
+# speed, a profile, precision) or "profile" (where the exact stage's time goes, then 1 h again). Steps run in order
 # of importance, each within what is left of DEADLINE_S seconds; everything printed
 # also goes to $OUT/log.txt. QUICK=1 shrinks every input (a dry
 # run on a CPU); PYTHON picks the interpreter (default python3).
@@ -62,16 +62,16 @@ common=(--weights "$weights" --speakers "$CARRY/speakers")
 
 if [ "$PLAN" = checks ]; then
     step 60 -m pytest -q -p no:cacheprovider -m gpu tests/test_exact_embeddings.py
+    step 150 scripts/benchmark.py --minutes "$(m 60 0.2)" --oracle-activity --only ours single-pass \
+        --precision fp32 tf32 fp16 "${common[@]}"
+    # the allocator setting cog.yaml gives the service (README: Speed, memory)
+    MALLOC_MMAP_THRESHOLD_=131072 step 100 scripts/benchmark.py --minutes "$(m 240 0.25)" \
+        --oracle-activity --only ours "${common[@]}"
     step 90 scripts/benchmark.py --minutes "$(m 10 0.15)" --oracle-activity --only stock ours \
         single-pass "${common[@]}"
-    step 90 scripts/benchmark.py --minutes "$(m 60 0.2)" --oracle-activity --only ours single-pass \
-        "${common[@]}"
+    step 80 scripts/benchmark.py --minutes "$(m 10 0.15)" --only stock ours "${common[@]}"
     step 45 scripts/profile_embeddings.py --minutes "$(m 3 0.15)" --oracle-activity --rows 12 \
         "${common[@]}"
-    step 80 scripts/benchmark.py --minutes "$(m 10 0.15)" --only stock ours "${common[@]}"
-    # the allocator setting cog.yaml gives the service (README: Speed, memory)
-    MALLOC_MMAP_THRESHOLD_=131072 step 150 scripts/benchmark.py --minutes "$(m 240 0.25)" \
-        --oracle-activity --only ours single-pass "${common[@]}"
     step 50 scripts/precision.py --minutes "$(m 3 0.15)" --oracle-activity --single-pass \
         "${common[@]}"
 else
