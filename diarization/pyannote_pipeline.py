@@ -132,18 +132,21 @@ class StockSpeakerDiarization(SpeakerDiarization):
 
 
 def binarize_in_blocks(scores, onset=0.5, offset=None, initial_state=None):
-    """pyannote's `binarize` of (window, frame, speaker) scores, the same array faster.
+    """pyannote's `binarize` of (window, frame, speaker) scores: the same values, faster
+    and in half the memory.
 
     pyannote builds a Python list of every row's well-defined frame indices (1.0 s
     on 1 hour, and 1.5 GB of temporaries on 4 hours); here `_hysteresis` finds each
     frame's state with array operations, over blocks of `BINARIZE_BLOCK_WINDOWS`
-    windows. Anything but 3-d scores and a single initial state goes to pyannote's.
+    windows. The 0.0 and 1.0 are float32 where pyannote's are float64 (0.6 GB on 4
+    hours, alive to the end of the pipeline). Anything but 3-d scores and a single
+    initial state goes to pyannote's.
     """
     data = getattr(scores, "data", None)
     if data is None or data.ndim != 3 or not isinstance(initial_state, bool | None):
         return binarize(scores, onset=onset, offset=offset, initial_state=initial_state)
-    # pyannote's result: 0.0 or 1.0 (float64), shaped as the scores
-    binarized = np.empty(data.shape)
+    # 0.0 or 1.0, shaped as the scores
+    binarized = np.empty(data.shape, dtype=np.float32)
     for i in range(0, len(data), BINARIZE_BLOCK_WINDOWS):
         block = data[i : i + BINARIZE_BLOCK_WINDOWS].transpose(0, 2, 1)
         state = _hysteresis(block, onset, offset, initial_state)
@@ -176,11 +179,10 @@ class FastSpeakerDiarization(StockSpeakerDiarization):
     Stock pyannote embeds every (window, local speaker) pair in window order and
     throws away the embeddings of pairs with too little speech afterwards. Here
     those pairs get their NaN without running the model, and the others are
-    embedded in batches of similar speech length, so that little of each batch is
-    padding. Every pair's model input (its window's samples under its mask) is the
-    one stock pyannote builds, cut on the model's device (`exact_embeddings`); only
-    the batch it shares the model with differs.
-    The clustering's memory is bounded (see `BoundedAgglomerativeClustering`).
+    embedded as stock embeds them: each padded to the width stock pads it to, with
+    the batch cut on the model's device (`exact_embeddings`); only the pairs it
+    shares the model call with differ. The clustering's memory is bounded and its
+    linkage faster (`fast_clustering`), with the same dendrogram.
 
     Out of GPU memory, a stage retries with half the batch, down to one item,
     then on the CPU for the rest of the call; each step logs a warning.

@@ -485,7 +485,7 @@ def test_binarizing_in_blocks_gives_pyannotes_result(monkeypatch):
                 scores, onset=onset, offset=offset, initial_state=initial_state
             )
             np.testing.assert_array_equal(got.data, expected.data)
-            assert got.data.dtype == expected.data.dtype
+            assert got.data.dtype == np.float32  # pyannote's float64 takes twice the memory
             assert got.sliding_window == expected.sliding_window
     # what the rows without a defined frame take: the initial state
     got = binarize_in_blocks(scores, onset=0.44, initial_state=True).data
