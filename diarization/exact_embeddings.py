@@ -10,11 +10,14 @@ mean-normalises each pair's fbank in a Python loop with a host-device
 synchronisation per pair. So a pair's embedding depends on its batch: on random
 weights, counting one frame more or less moved embeddings to a cosine of 0.93.
 
-Here a pair is embedded padded to the width stock pads it to (`stock_widths`), so
-its model input, its frame counts and the zeros and reflection its convolutions
-see past its end are stock's, and its embedding is stock's up to the order of
-floating-point sums; only which pairs share the model call differs. The inputs
-come from a few tensor operations on the model's device:
+Here a pair's frames are counted as in its stock batch (`stock_widths`), and it is
+padded either to its stock width or, when that leaves more zeros past its speech
+than ECAPA's convolutions reach (`reach_samples`), to any width that still does:
+its end then sees zeros and never the padded batch's reflected end, in stock's
+batch as here. So its model input, frame counts and surroundings are stock's, and
+its embedding is stock's up to the order of floating-point sums (`plan_batches`
+groups the pairs). The inputs come from a few tensor operations on the model's
+device:
 
 - a pair's signal is its window's samples where its frame mask, upsampled to
   samples by nearest neighbour as pyannote does, is on, joined, then zeros;
@@ -46,6 +49,66 @@ def stock_widths(speech_samples: np.ndarray, batch_size: int) -> np.ndarray:
     return widths.reshape(speech_samples.shape)
 
 
+def reach_samples(classifier) -> int:
+    """Zeros past a signal's end beyond which its embedding no longer depends on how
+    the batch ends: ECAPA's convolutions reach at most the sum of their half-widths
+    times dilations (65 frames: 2 in the first layer, 7 chained convolutions of
+    dilation 2, 3 and 4 in the three SE-Res2Net blocks), SpeechBrain counts up to 2
+    frames past the speech, and a frame spans a whole fbank window."""
+    stft = classifier.mods.compute_features.compute_STFT
+    reach = sum(
+        (conv.kernel_size[0] - 1) // 2 * conv.dilation[0]
+        for conv in classifier.mods.embedding_model.modules()
+        if isinstance(conv, torch.nn.Conv1d)
+    )
+    return (reach + 3) * stft.hop_length + stft.win_length
+
+
+def plan_batches(
+    speech_samples: np.ndarray,
+    stock_width: np.ndarray,
+    batch_size: int,
+    reach: int,
+    quantum_samples: int = 1,
+) -> list[tuple[np.ndarray, int]]:
+    """Which pairs share a model call, and the width each call pads to.
+
+    Args:
+        speech_samples: (num_pairs,) samples each pair's mask keeps.
+        stock_width: (num_pairs,) the width stock pads each pair to (`stock_widths`).
+        batch_size: pairs per call.
+        reach: `reach_samples` of the model.
+        quantum_samples: free widths are rounded up to a multiple of this (on a
+            GPU, so that cuDNN reuses its plans for a few widths).
+
+    Returns:
+        (indices of the pairs, width) of each call, widest first (each call then
+        fits in GPU memory the one before freed). A pair within `reach` of its
+        stock width is padded to exactly that width; the others, longest speech
+        first, to at least their speech plus `reach`.
+    """
+    near = stock_width - speech_samples < reach
+    batches = []
+    exact = np.flatnonzero(near)
+    for width in np.unique(stock_width[exact]):
+        group = exact[stock_width[exact] == width]
+        batches += [
+            (group[i : i + batch_size], int(width)) for i in range(0, len(group), batch_size)
+        ]
+    free = np.flatnonzero(~near)
+    free = free[np.argsort(-speech_samples[free], kind="stable")]
+    for i in range(0, len(free), batch_size):
+        group = free[i : i + batch_size]
+        width = padded_width(int(speech_samples[group[0]]) + reach, quantum_samples)
+        batches.append((group, width))
+    return sorted(batches, key=lambda batch: -batch[1])
+
+
+def padded_width(samples: int, quantum_samples: int) -> int:
+    """The smallest multiple of `quantum_samples` that holds `samples`."""
+    return -(-samples // quantum_samples) * quantum_samples
+
+
 def masked_signals(windows: torch.Tensor, masks: torch.Tensor, width: int) -> torch.Tensor:
     """Each window's samples under its mask, joined and zero-padded, as pyannote cuts them.
 
@@ -68,7 +131,12 @@ def masked_signals(windows: torch.Tensor, masks: torch.Tensor, width: int) -> to
 
 
 def embed(
-    classifier, windows: torch.Tensor, masks: torch.Tensor, speech_samples: torch.Tensor, width: int
+    classifier,
+    windows: torch.Tensor,
+    masks: torch.Tensor,
+    speech_samples: torch.Tensor,
+    stock_width: torch.Tensor,
+    width: int,
 ) -> torch.Tensor:
     """ECAPA embeddings of a batch of (window, speaker) pairs, on the classifier's device.
 
@@ -78,10 +146,10 @@ def embed(
         windows: (batch, num_samples) each pair's window (any device; pinned host
             memory lets the copy overlap the model).
         masks: (batch, num_frames) each pair's frame mask, 0 or 1.
-        speech_samples: (batch,) the samples each mask keeps (what `masked_signals`
-            keeps), given so that nothing waits for the device to count them.
-        width: samples to pad the signals to: the width stock pyannote pads these
-            pairs to (`stock_widths`), at least the largest of `speech_samples`.
+        speech_samples: (batch,) on the host, the samples each mask keeps (what
+            `masked_signals` keeps), so that nothing waits for the device.
+        stock_width: (batch,) on the host, the width stock pads each pair to.
+        width: samples to pad the signals to (`plan_batches`).
 
     Returns:
         (batch, 192) embeddings on the classifier's device; the caller fetches
@@ -89,35 +157,50 @@ def embed(
     """
     mods = classifier.mods
     device = classifier.device
+    # SpeechBrain's frame counts in stock's batch: the pair's length relative to the
+    # batch's width, times the frames of that width, in float32 as SpeechBrain does
+    scaled = speech_samples / stock_width * _num_frames(mods, stock_width)
+    # frames ECAPA's masks keep (arange(frames) < scaled), and frames the fbank
+    # normalisation averages (its torch.round)
+    pooled_frames, normalised_frames = torch.ceil(scaled), torch.round(scaled)
     signals = masked_signals(
         windows.to(device, non_blocking=True), masks.to(device, non_blocking=True), width
     )
-    # SpeechBrain's lengths: relative to the padded width
-    relative = (speech_samples / width).to(device, non_blocking=True)
     feats = mods.compute_features(signals)
-    feats = _mean_normalise(mods.mean_var_norm, feats, relative)
+    # (batch, frames, 80); relative lengths that keep the same frames of these
+    num_frames = feats.shape[1]
+    feats = _mean_normalise(
+        mods.mean_var_norm, feats, normalised_frames.to(device, non_blocking=True)
+    )
+    relative = ((pooled_frames - 0.5) / num_frames).to(device, non_blocking=True)
     return mods.embedding_model(feats, relative)[:, 0]
 
 
-def _mean_normalise(norm, feats: torch.Tensor, relative: torch.Tensor) -> torch.Tensor:
-    """`norm(feats, relative)` (SpeechBrain's `InputNormalization`) in one step when it
-    is ECAPA's per-sentence mean normalisation, as published (SpeechBrain loops over
-    the batch with a host-device synchronisation per row); any other setting runs
-    as is."""
+def _num_frames(mods, num_samples: torch.Tensor) -> torch.Tensor:
+    """Fbank frames of `num_samples` samples (centred frames every hop)."""
+    stft = mods.compute_features.compute_STFT
+    if not stft.center:
+        raise ValueError("ECAPA's fbank is expected to centre its frames (as published)")
+    return num_samples // stft.hop_length + 1
+
+
+def _mean_normalise(norm, feats: torch.Tensor, frame_counts: torch.Tensor) -> torch.Tensor:
+    """`norm` (SpeechBrain's `InputNormalization`) over the first `frame_counts` frames
+    of each row, in one step when it is ECAPA's per-sentence mean normalisation, as
+    published (SpeechBrain loops over the batch with a host-device synchronisation
+    per row); any other setting runs as is."""
     from speechbrain.processing.features import InputNormalization
 
+    num_frames = feats.shape[1]
     if not (
         isinstance(norm, InputNormalization)
         and norm.norm_type == "sentence"
         and norm.mean_norm
         and not norm.std_norm
     ):
-        return norm(feats, relative)
-    num_frames = feats.shape[1]
-    # (batch,) frames of each row, rounded as SpeechBrain rounds them
-    counts = torch.round(relative * num_frames)
-    valid = (torch.arange(num_frames, device=feats.device) < counts[:, None]).to(feats.dtype)
+        return norm(feats, frame_counts / num_frames)
+    valid = (torch.arange(num_frames, device=feats.device) < frame_counts[:, None]).to(feats.dtype)
     # (batch, num_features) the mean over each row's frames
-    mean = torch.einsum("bt,btf->bf", valid, feats) / counts[:, None]
+    mean = torch.einsum("bt,btf->bf", valid, feats) / frame_counts[:, None]
     # SpeechBrain divides by a standard deviation of 1 when std_norm is off
     return feats - mean[:, None, :]

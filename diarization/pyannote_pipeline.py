@@ -58,6 +58,9 @@ DEFAULT_CLUSTERING_THRESHOLD = HYPERPARAMETERS["clustering"]["threshold"]
 CPU_EMBEDDING_BATCH_SIZE = 4
 #: Embedding batches queued on the device ahead of the one whose results are fetched.
 IN_FLIGHT_BATCHES = 2
+#: On a GPU, embedding batches free to choose their width pad to a multiple of this
+#: (0.25 s), so that cuDNN builds plans for a few widths and reuses them.
+GPU_WIDTH_QUANTUM_SAMPLES = 4000
 #: Windows binarized at a time (see `binarize_in_blocks`).
 BINARIZE_BLOCK_WINDOWS = 2048
 
@@ -254,13 +257,12 @@ class FastSpeakerDiarization(StockSpeakerDiarization):
         clustered = SlidingWindowFeature(clustered, segmentations.sliding_window)
         return self.to_diarization(clustered, count)
 
-    def _embed(self, windows, masks, speech_samples, width: int) -> torch.Tensor:
+    def _embed(self, windows, masks, speech_samples, stock_width, width: int) -> torch.Tensor:
         """Embeddings of one batch (`exact_embeddings.embed`), halving it (then moving to
         the CPU) when out of memory."""
+        per_pair = (windows, masks, speech_samples, stock_width)
         try:
-            return exact_embeddings.embed(
-                self._embedding.classifier_, windows, masks, speech_samples, width
-            )
+            return exact_embeddings.embed(self._embedding.classifier_, *per_pair, width)
         except torch.OutOfMemoryError:
             _release_gpu_memory()
             if len(windows) > 1:
@@ -268,20 +270,13 @@ class FastSpeakerDiarization(StockSpeakerDiarization):
                 logger.warning(
                     "embeddings ran out of memory: retrying in batches of %d", len(windows) - half
                 )
-                return torch.cat(
-                    [
-                        self._embed(
-                            windows[:half], masks[:half], speech_samples[:half], width
-                        ).cpu(),
-                        self._embed(
-                            windows[half:], masks[half:], speech_samples[half:], width
-                        ).cpu(),
-                    ]
-                )
+                first = self._embed(*[t[:half] for t in per_pair], width)
+                second = self._embed(*[t[half:] for t in per_pair], width)
+                return torch.cat([first.cpu(), second.cpu()])
             if self._embedding.device.type != "cpu":
                 logger.warning("embeddings ran out of memory: retrying on the CPU")
                 self._embedding.to(torch.device("cpu"))
-                return self._embed(windows, masks, speech_samples, width)
+                return self._embed(*per_pair, width)
             raise
 
     def _pairs_to_embed(self, binary_segmentations, exclude_overlap):
@@ -310,50 +305,52 @@ class FastSpeakerDiarization(StockSpeakerDiarization):
         masks, speech, pairs, embeddings = self._pairs_to_embed(
             binary_segmentations, exclude_overlap
         )
-        # Each pair padded to the width stock pads it to, so that its embedding is
-        # stock's (`exact_embeddings`): batches of one width each, widest first, so
-        # that each fits in GPU memory the one before freed. (Narrowest first, every
-        # batch needed a larger block than any the allocator had cached, and its cache
-        # grew to 123 GB on 1 h of audio: H200, 2026-11-25.)
-        widths = exact_embeddings.stock_widths(speech, self.stock_batch_size)[
+        # Each pair embedded as in its stock batch (`exact_embeddings`): its frames
+        # counted from stock's width, and padded to it or past ECAPA's reach.
+        # (num_pairs,) each
+        speech_samples = speech[pairs[:, 0], pairs[:, 1]].astype(np.int64)
+        stock_width = exact_embeddings.stock_widths(speech, self.stock_batch_size)[
             pairs[:, 0], pairs[:, 1]
-        ]
-        order = np.lexsort((-speech[pairs[:, 0], pairs[:, 1]], -widths))
-        pairs, widths = pairs[order], widths[order]
-        starts = np.flatnonzero(np.diff(widths, prepend=-1))  # where each width begins
-        ends = np.append(starts[1:], len(pairs))
-        size = self.embedding_batch_size
-        # (pairs, width) of each batch
-        batches = [
-            (pairs[i : min(i + size, end)], int(widths[start]))
-            for start, end in zip(starts, ends, strict=True)
-            for i in range(start, end, size)
-        ]
+        ].astype(np.int64)
         on_gpu = self._embedding.device.type == "cuda"
+        # Widest first: each batch then fits in GPU memory that the one before freed.
+        # (Narrowest first, every batch needed a larger block than any the allocator
+        # had cached, and its cache grew to 123 GB on 1 h of audio: H200, 2026-11-25.)
+        # (indices into pairs, width) of each batch
+        batches = exact_embeddings.plan_batches(
+            speech_samples,
+            stock_width,
+            self.embedding_batch_size,
+            exact_embeddings.reach_samples(self._embedding.classifier_),
+            GPU_WIDTH_QUANTUM_SAMPLES if on_gpu else 1,
+        )
         if hook is not None:
             hook("embeddings", None, total=len(batches), completed=0)
 
         def inputs(batch: np.ndarray, width: int) -> tuple:
+            chunks, speakers = pairs[batch, 0], pairs[batch, 1]
             # (batch_size, num_samples) each pair's window, as stock pyannote crops it
             windows = torch.vstack(
                 [
                     self._audio.crop(file, window[c], duration=window.duration, mode="pad")[0]
-                    for c in batch[:, 0]
+                    for c in chunks
                 ]
             )
-            # (batch_size, num_frames), (batch_size,)
-            mask_batch = torch.from_numpy(masks[batch[:, 0], batch[:, 1]])
-            speech_samples = torch.from_numpy(speech[batch[:, 0], batch[:, 1]].astype(np.int64))
+            # (batch_size, num_frames), (batch_size,), (batch_size,)
+            tensors = [
+                torch.from_numpy(masks[chunks, speakers]),
+                torch.from_numpy(speech_samples[batch]),
+                torch.from_numpy(stock_width[batch]),
+            ]
             if on_gpu:  # pinned, the copies to the GPU overlap its work
-                windows, mask_batch = windows.pin_memory(), mask_batch.pin_memory()
-                speech_samples = speech_samples.pin_memory()
-            return windows, mask_batch, speech_samples, width
+                windows, tensors = windows.pin_memory(), [t.pin_memory() for t in tensors]
+            return windows, *tensors, width
 
         completed = 0
 
         def fetch(batch: np.ndarray, result: torch.Tensor) -> None:
             nonlocal completed
-            embeddings[batch[:, 0], batch[:, 1]] = result.float().cpu().numpy()
+            embeddings[pairs[batch, 0], pairs[batch, 1]] = result.float().cpu().numpy()
             completed += 1
             if hook is not None:
                 hook("embeddings", None, total=len(batches), completed=completed)

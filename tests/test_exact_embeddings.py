@@ -63,37 +63,53 @@ def test_masked_signals_are_pyannotes_cut(ecapa):
 def test_mean_normalisation_is_speechbrains_loop(ecapa):
     norm = ecapa.classifier_.mods.mean_var_norm
     feats = torch.randn(5, 301, 80) * 3 + 2
-    # relative lengths; 150.5 / 301 rounds to 150 frames (half to even) as SpeechBrain's
-    relative = torch.tensor([1.0, 150.5 / 301, 0.123, 300.4 / 301, 0.02])
-    got = exact_embeddings._mean_normalise(norm, feats, relative)
-    torch.testing.assert_close(got, norm(feats, relative), rtol=1e-5, atol=1e-5)
-    # each row minus the mean of its first round(relative * 301) frames
+    counts = torch.tensor([301.0, 150, 37, 300, 5])
+    got = exact_embeddings._mean_normalise(norm, feats, counts)
+    torch.testing.assert_close(got, norm(feats, counts / 301), rtol=1e-5, atol=1e-5)
+    # each row minus the mean of its first `count` frames
     torch.testing.assert_close(got[2], feats[2] - feats[2, :37].mean(dim=0), rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(got[1], feats[1] - feats[1, :150].mean(dim=0), rtol=1e-5, atol=1e-5)
 
 
 def test_embeddings_are_pyannotes(ecapa):
     windows, masks = _windows(8), _masks(8, seed=2)
     speech = _speech_samples(masks)
+    longest = int(speech.max())
     with torch.inference_mode():
         expected = ecapa(windows[:, None], masks=masks)
+        # the batch as pyannote pads it: every pair's stock width is its longest
         got = exact_embeddings.embed(
-            ecapa.classifier_, windows, masks, speech, int(speech.max())
+            ecapa.classifier_, windows, masks, speech, torch.full_like(speech, longest), longest
         ).numpy()
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
 
 
-def test_a_pair_padded_to_another_width_is_embedded_differently(ecapa):
-    # why each pair gets stock's width: SpeechBrain counts a pair's frames relative
-    # to the width, and its convolutions see the end of the padded batch
-    windows, masks = _windows(8), _masks(8, seed=1)
+def test_ecapa_reaches_65_frames_and_a_window(ecapa):
+    # (2 + 7 x (2 + 3 + 4) frames of convolution + 3 counted) x 160 + a 400-sample window
+    assert exact_embeddings.reach_samples(ecapa.classifier_) == 68 * 160 + 400
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_pairs_padded_past_the_reach_are_embedded_as_in_their_stock_batch(ecapa, seed):
+    windows, masks = _windows(8), _masks(8, seed)
     speech = _speech_samples(masks)
     longest = int(speech.max())
+    reach = exact_embeddings.reach_samples(ecapa.classifier_)
+    stock_width = torch.full_like(speech, longest)
+    far = (longest - speech >= reach).numpy()
+    assert far.any() and not far.all()
     with torch.inference_mode():
-        tight = exact_embeddings.embed(ecapa.classifier_, windows, masks, speech, longest)
-        wide = exact_embeddings.embed(ecapa.classifier_, windows, masks, speech, longest + 4000)
-    # far beyond float rounding (pyannote's and ours agree to a few 1e-6)
-    assert (tight - wide).abs().max() > 1e-3
+        expected = ecapa(windows[:, None], masks=masks)  # pyannote's batch
+        # padded to a different width, past every pair's reach
+        wide = exact_embeddings.embed(
+            ecapa.classifier_, windows, masks, speech, stock_width, longest + reach
+        ).numpy()
+    # those that stock pads past their reach are stock's ...
+    np.testing.assert_allclose(wide[far], expected[far], rtol=1e-4, atol=1e-5)
+    # ... the longest saw its own reflection at the end of stock's batch (why pairs
+    # within reach get their stock width exactly; measured here, the effect fades to
+    # rounding 10 frames from the end, well inside the reach)
+    longest_pair = (speech == longest).numpy()
+    assert np.abs(wide[longest_pair] - expected[longest_pair]).max() > 1e-3
 
 
 def test_stock_widths_are_the_longest_speech_of_each_batch_of_pairs():
@@ -103,6 +119,18 @@ def test_stock_widths_are_the_longest_speech_of_each_batch_of_pairs():
     np.testing.assert_array_equal(exact_embeddings.stock_widths(speech, 5), expected)
     np.testing.assert_array_equal(exact_embeddings.stock_widths(speech, 32), np.full((4, 3), 11))
     np.testing.assert_array_equal(exact_embeddings.stock_widths(speech, 1), speech)
+
+
+def test_batches_pad_pairs_near_their_stock_width_to_it_and_the_others_past_their_reach():
+    speech = np.array([100, 95, 60, 20, 50, 10, 48])
+    stock = np.array([100, 100, 100, 100, 50, 50, 50])
+    plan = exact_embeddings.plan_batches(speech, stock, batch_size=2, reach=15, quantum_samples=8)
+    got = [(batch.tolist(), width) for batch, width in plan]
+    # within 15 of their stock width: batches of that width; the others, longest
+    # first, padded past speech + 15 (a multiple of 8); widest batches first
+    assert got == [([0, 1], 100), ([2, 3], 80), ([4, 6], 50), ([5], 32)]
+    # every pair is in one batch
+    assert sorted(i for batch, _ in plan for i in batch) == list(range(7))
 
 
 @pytest.mark.gpu
@@ -126,6 +154,11 @@ def test_on_a_gpu_the_embeddings_are_pyannotes(random_weights, whole_window, mon
     with torch.inference_mode():
         expected = ecapa(windows[:, None].to(cuda), masks=masks.to(cuda))
         got = exact_embeddings.embed(
-            ecapa.classifier_, windows.pin_memory(), masks.pin_memory(), speech, width
+            ecapa.classifier_,
+            windows.pin_memory(),
+            masks.pin_memory(),
+            speech,
+            torch.full_like(speech, width),
+            width,
         )
     np.testing.assert_allclose(got.cpu().numpy(), expected, rtol=1e-3, atol=1e-4)

@@ -248,9 +248,9 @@ def test_fast_embedding_stage_pads_each_pair_as_stock_does(two_speaker_weights, 
     batches = []
     original = exact_embeddings.embed
 
-    def spy(classifier, windows, masks, speech_samples, width):
-        batches.append((speech_samples.tolist(), width))
-        return original(classifier, windows, masks, speech_samples, width)
+    def spy(classifier, windows, masks, speech_samples, stock_width, width):
+        batches.append((speech_samples.tolist(), stock_width.tolist(), width))
+        return original(classifier, windows, masks, speech_samples, stock_width, width)
 
     monkeypatch.setattr(exact_embeddings, "embed", spy)
     with torch.inference_mode():
@@ -267,12 +267,17 @@ def test_fast_embedding_stage_pads_each_pair_as_stock_does(two_speaker_weights, 
         expected = stock.get_embeddings(file, binarized, exclude_overlap=True)
     np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
-    # batches of one width each, widest first, each the longest speech of a stock batch
-    widths = [width for _, width in batches]
-    assert widths == sorted(widths, reverse=True) and len(set(widths)) > 1
-    assert all(max(speech) <= width for speech, width in batches)
+    # widest first; each batch padded to its pairs' stock width, or past their reach
+    reach = exact_embeddings.reach_samples(fast._embedding.classifier_)
+    widths = [width for _, _, width in batches]
+    assert widths == sorted(widths, reverse=True)
+    at_stock = [set(stock) == {width} for _, stock, width in batches]
+    past_reach = [width >= max(speech) + reach for speech, _, width in batches]
+    assert all(a or b for a, b in zip(at_stock, past_reach, strict=True))
+    assert any(at_stock) and any(past_reach)
+    assert any(width < min(stock) for _, stock, width in batches)  # narrower than stock's
     pairs = np.isnan(got[:, :2, 0]).size  # 2 active speakers per window
-    assert sum(len(speech) for speech, _ in batches) == pairs > 3 * 8
+    assert sum(len(speech) for speech, _, _ in batches) == pairs > 3 * 8
 
 
 @pytest.mark.parametrize("n, block_rows", [(2, 1024), (50, 7), (50, 50), (301, 64)])
