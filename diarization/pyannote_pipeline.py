@@ -182,9 +182,10 @@ class FastSpeakerDiarization(StockSpeakerDiarization):
     Stock pyannote embeds every (window, local speaker) pair in window order and
     throws away the embeddings of pairs with too little speech afterwards. Here
     those pairs get their NaN without running the model, and the others are
-    embedded as stock embeds them: each padded to the width stock pads it to, with
-    the batch cut on the model's device (`exact_embeddings`); only the pairs it
-    shares the model call with differ. The clustering's memory is bounded and its
+    embedded as stock embeds them: each as in its stock batch (its frames counted
+    from stock's width, and padded to it or past ECAPA's reach), with the batch cut
+    on the model's device (`exact_embeddings`); only the pairs it shares the model
+    call with differ. The clustering's memory is bounded and its
     linkage faster (`fast_clustering`), with the same dendrogram.
 
     Out of GPU memory, a stage retries with half the batch, down to one item,

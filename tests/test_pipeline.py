@@ -239,7 +239,7 @@ def test_fast_embedding_stage_matches_stock_and_skips_inactive_pairs(
 
 def test_fast_embedding_stage_pads_each_pair_as_stock_does(two_speaker_weights, monkeypatch):
     # stock pads each batch of 8 pairs (in window order) to its longest speech: a
-    # pair's embedding depends on that width, so ours pads each pair to the same
+    # pair's embedding depends on that width, so ours embeds each as in its batch
     stock = load_models(two_speaker_weights, torch.device("cpu"), stock=True)
     fast = load_models(two_speaker_weights, torch.device("cpu"))
     stock.embedding_batch_size = fast.stock_batch_size = 8
