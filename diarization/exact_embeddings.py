@@ -23,7 +23,8 @@ device:
   samples by nearest neighbour as pyannote does, is on, joined, then zeros;
 - the fbank's mean normalisation over the pair's frames (SpeechBrain's
   `InputNormalization(norm_type="sentence", std_norm=False)`) is one masked mean;
-- ECAPA is SpeechBrain's module, called with SpeechBrain's relative lengths.
+- ECAPA is SpeechBrain's module, called with relative lengths that keep stock's
+  frame counts.
 """
 
 from __future__ import annotations
