@@ -307,25 +307,10 @@ def machine(device: str) -> str:
     return f"{cpu}, {os.cpu_count()} CPUs, {gpu}, torch {torch.__version__}"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--minutes", type=float, nargs="+", help="default: 2")
-    parser.add_argument(
-        "--only",
-        nargs="+",
-        choices=VARIANTS,
-        help="variants to run (default: stock ours); single-pass runs only when named",
-    )
+def add_input_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every measurement script shares: device, weights, speakers, oracle."""
     parser.add_argument("--device", default=None)
     parser.add_argument("--weights", type=Path)
-    parser.add_argument(
-        "--precision",
-        nargs="+",
-        choices=PRECISIONS,
-        default=["fp32"],
-        help="our variants run once per precision (diarization.precision; GPU only, "
-        "a CPU computes fp32 whatever is asked); stock is always fp32",
-    )
     parser.add_argument(
         "--speakers",
         type=Path,
@@ -338,6 +323,40 @@ def main() -> None:
         help="replace the segmentation model, for every variant, by the conversation's "
         "known turns: the activity a trained model would find (random weights find "
         "every speaker active everywhere)",
+    )
+
+
+def pick_weights(given: Path | None, work: Path) -> tuple[Path, str]:
+    """The weights to measure and which they are: `given`, else the real ones in
+    weights/ when complete, else random weights in the real formats under `work`."""
+    from diarization.weights import default_layout
+
+    if given:
+        return given, "given"
+    if default_layout().is_complete():
+        return default_layout().root, "real"
+    from diarization.random_weights import write_random_weights
+
+    return write_random_weights(work / "weights").root, "random"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, nargs="+", help="default: 2")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=VARIANTS,
+        help="variants to run (default: stock ours); single-pass runs only when named",
+    )
+    add_input_arguments(parser)
+    parser.add_argument(
+        "--precision",
+        nargs="+",
+        choices=PRECISIONS,
+        default=["fp32"],
+        help="our variants run once per precision (diarization.precision; GPU only, "
+        "a CPU computes fp32 whatever is asked); stock is always fp32",
     )
     parser.add_argument("--clustering-scaling", action="store_true")
     parser.add_argument("--cold-start", action="store_true", help="time the Cog server to READY")
@@ -360,19 +379,9 @@ def main() -> None:
         return
     import torch
 
-    from diarization.weights import default_layout
-
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     work = Path(tempfile.mkdtemp(prefix="diarization-bench-"))
-    layout = default_layout() if args.weights is None else None
-    if args.weights:
-        weights, kind = args.weights, "given"
-    elif layout.is_complete():
-        weights, kind = layout.root, "real"
-    else:
-        from diarization.random_weights import write_random_weights
-
-        weights, kind = write_random_weights(work / "weights").root, "random"
+    weights, kind = pick_weights(args.weights, work)
     print(f"machine: {machine(device)}")
     print(f"device: {device}; weights: {kind} ({weights}); date: {time.strftime('%Y-%m-%d')}")
     threshold = os.environ.get("MALLOC_MMAP_THRESHOLD_", "glibc default")

@@ -33,11 +33,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchmark import (  # noqa: E402
     PRECISIONS,
-    SPEAKERS,
+    add_input_arguments,
     build_conversation,
     cosine_summary,
     der,
     machine,
+    pick_weights,
     use_oracle_segmentations,
 )
 
@@ -71,11 +72,8 @@ def run(pipeline, waveform: np.ndarray) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=3.0)
-    parser.add_argument("--device", default=None)
-    parser.add_argument("--weights", type=Path)
-    parser.add_argument("--speakers", type=Path, default=SPEAKERS)
+    add_input_arguments(parser)
     parser.add_argument("--precision", nargs="+", choices=PRECISIONS, default=PRECISIONS)
-    parser.add_argument("--oracle-activity", action="store_true")
     parser.add_argument("--single-pass", action="store_true", help="also the single-pass stage")
     args = parser.parse_args()
     # pyannote.metrics warns that the scored extent is the union of both annotations
@@ -85,18 +83,11 @@ def main() -> None:
 
     from diarization.audio import decode_audio
     from diarization.pyannote_pipeline import HYPERPARAMETERS, load_models
-    from diarization.weights import WeightsLayout, default_layout
+    from diarization.weights import WeightsLayout
 
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     work = Path(tempfile.mkdtemp(prefix="diarization-precision-"))
-    if args.weights:
-        weights, kind = args.weights, "given"
-    elif default_layout().is_complete():
-        weights, kind = default_layout().root, "real"
-    else:
-        from diarization.random_weights import write_random_weights
-
-        weights, kind = write_random_weights(work / "weights").root, "random"
+    weights, kind = pick_weights(args.weights, work)
     print(f"machine: {machine(device.type)}")
     print(f"device: {device}; weights: {kind}; {args.minutes:g} min of audio", flush=True)
     audio = build_conversation(args.minutes, work / "conversation.wav", speakers=args.speakers)

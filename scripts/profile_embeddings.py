@@ -18,9 +18,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchmark import (  # noqa: E402
     PRECISIONS,
-    SPEAKERS,
+    add_input_arguments,
     build_conversation,
     machine,
+    pick_weights,
     use_oracle_segmentations,
 )
 
@@ -28,11 +29,8 @@ from benchmark import (  # noqa: E402
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=3.0)
-    parser.add_argument("--device", default=None)
-    parser.add_argument("--weights", type=Path)
-    parser.add_argument("--speakers", type=Path, default=SPEAKERS)
+    add_input_arguments(parser)
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32")
-    parser.add_argument("--oracle-activity", action="store_true")
     parser.add_argument("--rows", type=int, default=15)
     args = parser.parse_args()
 
@@ -41,13 +39,12 @@ def main() -> None:
 
     from diarization.audio import decode_audio
     from diarization.pyannote_pipeline import PyannotePipeline, load_models
-    from diarization.random_weights import write_random_weights
     from diarization.weights import WeightsLayout
 
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     work = Path(tempfile.mkdtemp(prefix="diarization-profile-"))
-    weights = args.weights or write_random_weights(work / "weights").root
-    print(f"machine: {machine(device.type)}; precision {args.precision}", flush=True)
+    weights, kind = pick_weights(args.weights, work)
+    print(f"machine: {machine(device.type)}; precision {args.precision}; weights: {kind}")
     audio = build_conversation(args.minutes, work / "conversation.wav", speakers=args.speakers)
     pipeline = load_models(WeightsLayout(weights), device, precision=args.precision)
     runner = PyannotePipeline(pipeline)
