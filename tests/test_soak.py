@@ -103,6 +103,22 @@ def tree_usage(pid: int) -> TreeUsage:
     return TreeUsage(rss, processes, open_files)
 
 
+def open_file_targets(pid: int) -> list[str]:
+    """What the descriptors of a process and its descendants point at (for messages)."""
+    targets = []
+    for current in [pid, *_children(pid)]:
+        try:
+            fds = os.listdir(f"/proc/{current}/fd")
+        except OSError:  # ended while we looked
+            continue
+        for fd in fds:
+            try:
+                targets.append(f"{current}: {os.readlink(f'/proc/{current}/fd/{fd}')}")
+            except OSError:
+                continue
+    return targets
+
+
 def all_paths(root: Path) -> set[str]:
     return {str(path.relative_to(root)) for path in root.rglob("*")}
 
@@ -162,7 +178,7 @@ def test_sequential_predictions_stay_correct_with_flat_memory_and_no_leftovers(
     assert len(output_dirs) == 1, server_tmp_before  # made by Predictor.setup()
 
     first = None
-    usage = {}
+    usage, files = {}, {}
     for number in range(1, NUM_PREDICTIONS + 1):
         status, body = server.predict({"audio": uri})
         assert status == 200 and body["status"] == "succeeded", (number, body)
@@ -175,11 +191,25 @@ def test_sequential_predictions_stay_correct_with_flat_memory_and_no_leftovers(
         if number in (WARM_UP_PREDICTIONS, NUM_PREDICTIONS):
             server.wait_until_ready()  # idle: no ffmpeg child, no request in flight
             usage[number] = tree_usage(server.process.pid)
+            files[number] = open_file_targets(server.process.pid)
 
     warm, end = usage[WARM_UP_PREDICTIONS], usage[NUM_PREDICTIONS]
+    # A connection the server is still closing can hold one descriptor for a moment
+    # (seen once in CI: 32 -> 33); a leak stays. Look again for up to 2 s.
+    for _ in range(20):
+        if (end.processes, end.open_files) == (warm.processes, warm.open_files):
+            break
+        time.sleep(0.1)
+        end = tree_usage(server.process.pid)
+        files[NUM_PREDICTIONS] = open_file_targets(server.process.pid)
     print(f"server tree after prediction {WARM_UP_PREDICTIONS}: {warm}; at the end: {end}")
     assert end.rss_bytes < warm.rss_bytes * (1 + MAX_RSS_GROWTH), (warm, end)
-    assert (end.processes, end.open_files) == (warm.processes, warm.open_files), (warm, end)
+    new_files = sorted(set(files[NUM_PREDICTIONS]) - set(files[WARM_UP_PREDICTIONS]))
+    assert (end.processes, end.open_files) == (warm.processes, warm.open_files), (
+        warm,
+        end,
+        new_files,
+    )
     # The server's private TMPDIR: only the predictor's fixed output file is new.
     assert all_paths(server_tmp) - server_tmp_before == {f"{output_dirs[0]}/output.json"}
     # The shared temp dir (other processes use it too): no copy of the upload.
