@@ -23,8 +23,8 @@ device:
   samples by nearest neighbour as pyannote does, is on, joined, then zeros;
 - the fbank's mean normalisation over the pair's frames (SpeechBrain's
   `InputNormalization(norm_type="sentence", std_norm=False)`) is one masked mean;
-- ECAPA is SpeechBrain's module, called with relative lengths that keep stock's
-  frame counts.
+- ECAPA is SpeechBrain's module computed by `ecapa_forward`, on stock's frame
+  counts.
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from diarization.ecapa_forward import EcapaForward
 
 
 def stock_widths(speech_samples: np.ndarray, batch_size: int) -> np.ndarray:
@@ -138,6 +140,7 @@ def embed(
     speech_samples: torch.Tensor,
     stock_width: torch.Tensor,
     width: int,
+    ecapa: EcapaForward | None = None,
 ) -> torch.Tensor:
     """ECAPA embeddings of a batch of (window, speaker) pairs, on the classifier's device.
 
@@ -151,6 +154,7 @@ def embed(
             `masked_signals` keeps), so that nothing waits for the device.
         stock_width: (batch,) on the host, the width stock pads each pair to.
         width: samples to pad the signals to (`plan_batches`).
+        ecapa: the classifier's embedding model's forward pass (built when not given).
 
     Returns:
         (batch, 192) embeddings on the classifier's device; the caller fetches
@@ -168,13 +172,13 @@ def embed(
         windows.to(device, non_blocking=True), masks.to(device, non_blocking=True), width
     )
     feats = mods.compute_features(signals)
-    # (batch, frames, 80); relative lengths that keep the same frames of these
-    num_frames = feats.shape[1]
+    # (batch, frames, 80)
     feats = _mean_normalise(
         mods.mean_var_norm, feats, normalised_frames.to(device, non_blocking=True)
     )
-    relative = ((pooled_frames - 0.5) / num_frames).to(device, non_blocking=True)
-    return mods.embedding_model(feats, relative)[:, 0]
+    if ecapa is None:
+        ecapa = EcapaForward(mods.embedding_model)
+    return ecapa(feats, pooled_frames.long())
 
 
 def _num_frames(mods, num_samples: torch.Tensor) -> torch.Tensor:

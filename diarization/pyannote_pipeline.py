@@ -29,7 +29,8 @@ from pyannote.audio.pipelines.speaker_verification import SpeechBrainPretrainedS
 from pyannote.audio.utils.signal import binarize
 from pyannote.core import Annotation, SlidingWindowFeature
 
-from diarization import exact_embeddings
+from diarization import exact_embeddings, host_memory
+from diarization.ecapa_forward import EcapaForward
 from diarization.ecapa_single_pass import SinglePassEcapa
 from diarization.fast_clustering import BoundedAgglomerativeClustering
 from diarization.precision import (
@@ -200,6 +201,15 @@ class FastSpeakerDiarization(StockSpeakerDiarization):
         #: Stock's embedding batch size: each pair is padded as stock pads it in its
         #: batch (`exact_embeddings.stock_widths`), whatever batch it is embedded in.
         self.stock_batch_size = BATCH_SIZE
+        self._ecapa: EcapaForward | None = None
+
+    def _ecapa_forward(self) -> EcapaForward:
+        """The embedding model's forward pass (`ecapa_forward`), the same object for as
+        long as the model is (`precision_scope` wraps it for the call)."""
+        model = self._embedding.classifier_.mods.embedding_model
+        if self._ecapa is None or self._ecapa.model is not model:
+            self._ecapa = EcapaForward(model)
+        return self._ecapa
 
     def apply(self, file, *args, **kwargs):
         devices = (self._segmentation.device, self._embedding.device)
@@ -207,7 +217,7 @@ class FastSpeakerDiarization(StockSpeakerDiarization):
         # pyannote's apply calls the `binarize` its module imported: for this call,
         # the same function applied block by block (see `binarize_in_blocks`).
         speaker_diarization.binarize = binarize_in_blocks
-        networks = [self._segmentation.model, self._embedding.classifier_.mods.embedding_model]
+        networks = [self._segmentation.model, self._ecapa_forward()]
         try:
             with precision_scope(self.precision, devices[1], networks):
                 return super().apply(file, *args, **kwargs)
@@ -263,7 +273,9 @@ class FastSpeakerDiarization(StockSpeakerDiarization):
         the CPU) when out of memory."""
         per_pair = (windows, masks, speech_samples, stock_width)
         try:
-            return exact_embeddings.embed(self._embedding.classifier_, *per_pair, width)
+            return exact_embeddings.embed(
+                self._embedding.classifier_, *per_pair, width, ecapa=self._ecapa_forward()
+            )
         except torch.OutOfMemoryError:
             _release_gpu_memory()
             if len(windows) > 1:
@@ -360,7 +372,9 @@ class FastSpeakerDiarization(StockSpeakerDiarization):
         # releases the GIL), and a GPU runs up to IN_FLIGHT_BATCHES ahead of the
         # results fetched, so that neither waits for the other.
         in_flight: list[tuple[np.ndarray, torch.Tensor]] = []
-        with ThreadPoolExecutor(max_workers=1) as prefetch:
+        # on the CPU, each batch reuses the heap memory of the one before (`host_memory`)
+        host = contextlib.nullcontext() if on_gpu else host_memory.freed_memory_reused()
+        with host, ThreadPoolExecutor(max_workers=1) as prefetch:
             upcoming = prefetch.submit(inputs, *batches[0]) if batches else None
             for done, (batch, _) in enumerate(batches, 1):
                 batch_inputs = upcoming.result()

@@ -219,8 +219,8 @@ def test_fast_embedding_stage_matches_stock_and_skips_inactive_pairs(
     monkeypatch.setattr(
         exact_embeddings,
         "embed",
-        lambda classifier, windows, *args: (
-            embedded.append(len(windows)) or original(classifier, windows, *args)
+        lambda classifier, windows, *args, **kwargs: (
+            embedded.append(len(windows)) or original(classifier, windows, *args, **kwargs)
         ),
     )
     with torch.inference_mode():
@@ -248,9 +248,9 @@ def test_fast_embedding_stage_pads_each_pair_as_stock_does(two_speaker_weights, 
     batches = []
     original = exact_embeddings.embed
 
-    def spy(classifier, windows, masks, speech_samples, stock_width, width):
+    def spy(classifier, windows, masks, speech_samples, stock_width, width, **kwargs):
         batches.append((speech_samples.tolist(), stock_width.tolist(), width))
-        return original(classifier, windows, masks, speech_samples, stock_width, width)
+        return original(classifier, windows, masks, speech_samples, stock_width, width, **kwargs)
 
     monkeypatch.setattr(exact_embeddings, "embed", spy)
     with torch.inference_mode():
@@ -362,10 +362,10 @@ def test_clustering_is_bounded_and_deterministic_on_many_embeddings():
 def embed_limited(limit, original):
     """`exact_embeddings.embed` running out of memory on batches larger than `limit`."""
 
-    def call(classifier, windows, *args):
+    def call(classifier, windows, *args, **kwargs):
         if len(windows) > limit:
             raise torch.OutOfMemoryError("CUDA out of memory (injected)")
-        return original(classifier, windows, *args)
+        return original(classifier, windows, *args, **kwargs)
 
     return call
 
@@ -387,10 +387,10 @@ def test_embedding_out_of_memory_at_batch_size_one_moves_to_the_cpu(diarizer, mo
     moves = []
     original = exact_embeddings.embed
 
-    def call(classifier, *args):
+    def call(classifier, *args, **kwargs):
         if embedding.device.type == "cuda":  # a pretend GPU that is always full
             raise torch.OutOfMemoryError("CUDA out of memory (injected)")
-        return original(classifier, *args)
+        return original(classifier, *args, **kwargs)
 
     def move(self, device):
         moves.append(device.type)

@@ -1,0 +1,117 @@
+"""`diarization.ecapa_forward` against SpeechBrain's ECAPA_TDNN module on the same input."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+from speechbrain.lobes.models.ECAPA_TDNN import ECAPA_TDNN
+
+from diarization import ecapa_forward
+from diarization.ecapa_forward import EcapaForward, unsupported
+
+
+def _ecapa(seed: int, **options) -> ECAPA_TDNN:
+    """A small ECAPA (the published layout, fewer channels) whose batch norms have
+    statistics and scales of both signs, as a trained one has."""
+    torch.manual_seed(seed)
+    model = ECAPA_TDNN(
+        80,
+        channels=[64, 64, 64, 64, 192],
+        kernel_sizes=[5, 3, 3, 3, 1],
+        dilations=[1, 2, 3, 4, 1],
+        attention_channels=16,
+        lin_neurons=24,
+        **options,
+    )
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm1d):
+                module.weight.normal_(0, 1)
+                module.bias.normal_(0, 0.5)
+                module.running_mean.normal_(0, 0.5)
+                module.running_var.uniform_(0.5, 2)
+    return model.eval()
+
+
+def _stock(model: ECAPA_TDNN, feats: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+    # SpeechBrain keeps the frames below relative length x frames: stock's lengths
+    return model(feats, (counts - 0.5) / feats.shape[1])[:, 0]
+
+
+CASES = {
+    # batch, frames, the counted frames of each row
+    "every frame counted": (4, 200, [200, 200, 200, 200]),
+    "rows of different lengths": (6, 300, [300, 296, 250, 120, 40, 5]),
+    # most frames lie beyond what the pooled frames depend on: they are cut, and
+    # cutting one more would change the embeddings
+    "frames far past the counted ones": (3, 500, [150, 140, 90]),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("rows_per_step", [1, 4, 64])
+def test_forward_is_speechbrains(case, rows_per_step, monkeypatch):
+    monkeypatch.setattr(ecapa_forward, "CPU_ROWS_PER_STEP", rows_per_step)
+    model = _ecapa(seed=1)
+    batch, num_frames, counts = CASES[case]
+    counts = torch.tensor(counts)
+    feats = torch.randn(batch, num_frames, 80, generator=torch.Generator().manual_seed(2))
+    with torch.inference_mode():
+        expected = _stock(model, feats, counts)
+        got = EcapaForward(model)(feats, counts)
+    assert got.shape == expected.shape == (batch, 24)
+    assert expected.abs().max() > 0.1
+    np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=1e-4, atol=2e-6)
+
+
+def test_folded_batch_norms_keep_negative_scales():
+    # s * relu(z) + t is a clamp from above where s < 0: the model has such channels,
+    # and flipping one of them changes the output as it changes SpeechBrain's
+    model = _ecapa(seed=3)
+    norm = model.blocks[0].norm.norm
+    assert (norm.weight < 0).any() and (norm.weight > 0).any()
+    feats = torch.randn(2, 120, 80, generator=torch.Generator().manual_seed(4))
+    counts = torch.tensor([120, 100])
+    with torch.inference_mode():
+        before = EcapaForward(model)(feats, counts)
+        norm.weight[:8] *= -1
+        expected = _stock(model, feats, counts)
+        got = EcapaForward(model)(feats, counts)
+    assert (got - before).abs().max() > 1e-3
+    np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=1e-4, atol=2e-6)
+
+
+def test_a_model_of_another_layout_runs_its_own_forward(caplog):
+    model = _ecapa(seed=5, global_context=False)
+    assert unsupported(model) == "its attentive pooling has no global context"
+    feats = torch.randn(3, 90, 80, generator=torch.Generator().manual_seed(6))
+    counts = torch.tensor([90, 60, 30])
+    with caplog.at_level(logging.WARNING, logger="diarization.ecapa_forward"):
+        forward = EcapaForward(model)
+    assert "ECAPA runs its own (slower) forward pass: its attentive pooling" in caplog.text
+    with torch.inference_mode():
+        np.testing.assert_array_equal(forward(feats, counts), _stock(model, feats, counts))
+
+
+@pytest.mark.parametrize(
+    "change, reason",
+    [
+        (lambda model: model.train(), "the model is in training mode"),
+        (lambda model: torch.nn.Linear(2, 2), "Linear is not SpeechBrain's ECAPA_TDNN"),
+    ],
+)
+def test_unsupported_names_what_differs(change, reason):
+    assert unsupported(_ecapa(seed=7)) is None
+    assert unsupported(change(_ecapa(seed=7))) == reason
+
+
+def test_too_few_frames_to_reflect_is_an_error():
+    model = _ecapa(seed=8)
+    feats = torch.randn(1, 4, 80)  # the last block's dilation is 4, as SpeechBrain's padding
+    with torch.inference_mode(), pytest.raises(ValueError, match="4 frames are too few"):
+        EcapaForward(model)(feats, torch.tensor([4]))
+    with torch.inference_mode(), pytest.raises(RuntimeError, match="[Pp]adding size"):
+        _stock(model, feats, torch.tensor([4]))
