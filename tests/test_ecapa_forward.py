@@ -115,3 +115,23 @@ def test_too_few_frames_to_reflect_is_an_error():
         EcapaForward(model)(feats, torch.tensor([4]))
     with torch.inference_mode(), pytest.raises(RuntimeError, match="[Pp]adding size"):
         _stock(model, feats, torch.tensor([4]))
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [None, torch.float16])
+def test_on_a_gpu_the_forward_is_speechbrains(dtype, monkeypatch):
+    # fp32 as pyannote runs it (cuDNN's TF32 off); fp16 as the precision mode runs both
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    cuda = torch.device("cuda")
+    model = _ecapa(seed=9).to(cuda)
+    batch, num_frames, counts = CASES["rows of different lengths"]
+    counts = torch.tensor(counts)
+    feats = torch.randn(batch, num_frames, 80, generator=torch.Generator().manual_seed(10))
+    feats = feats.to(cuda)
+    with torch.inference_mode(), torch.autocast("cuda", dtype=dtype, enabled=dtype is not None):
+        expected = _stock(model, feats, counts.to(cuda)).float()
+        got = EcapaForward(model)(feats, counts).float()
+    if dtype is None:
+        np.testing.assert_allclose(got.cpu(), expected.cpu(), rtol=1e-4, atol=2e-6)
+    else:  # two different float16 computations: close in direction
+        assert torch.nn.functional.cosine_similarity(got, expected).min() > 0.999

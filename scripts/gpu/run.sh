@@ -9,8 +9,8 @@
 #     speakers/   the first four folders of ../shared/data/speakers
 # (scripts/gpu/make_carry.sh builds it), named in the device tool's `carry`.
 #
-# PLAN: "checks" (default: the GPU tests, 1 h in each precision, 4 h, side-by-side
-# speed, a profile, precision) or "profile" (where the exact stage's time goes, then 1 h again). Steps run in order
+# PLAN: "checks" (default: the GPU tests, ECAPA's forward pass side by side, 1 h in
+# each precision, 4 h, side-by-side speed, a profile, precision) or "profile" (where the exact stage's time goes, then 1 h again). Steps run in order
 # of importance, each within what is left of DEADLINE_S seconds; everything printed
 # also goes to $OUT/log.txt. QUICK=1 shrinks every input (a dry
 # run on a CPU); PYTHON picks the interpreter (default python3).
@@ -61,7 +61,10 @@ step() {  # step LIMIT_S command...: run within LIMIT_S and what is left of DEAD
 common=(--weights "$weights" --speakers "$CARRY/speakers")
 
 if [ "$PLAN" = checks ]; then
-    step 60 -m pytest -q -p no:cacheprovider -m gpu tests/test_exact_embeddings.py
+    step 60 -m pytest -q -p no:cacheprovider -m gpu tests/test_exact_embeddings.py \
+        tests/test_ecapa_forward.py
+    # ECAPA's forward pass: SpeechBrain's convolutions against ecapa_forward's products
+    step 40 scripts/ecapa_speed.py --batch 32 --frames "$(m 501 120)" --weights "$weights"
     step 150 scripts/benchmark.py --minutes "$(m 60 0.2)" --oracle-activity --only ours single-pass \
         --precision fp32 tf32 fp16 "${common[@]}"
     # the allocator setting cog.yaml gives the service (README: Speed, memory)
