@@ -185,9 +185,11 @@ class FastSpeakerDiarization(StockSpeakerDiarization):
     those pairs get their NaN without running the model, and the others are
     embedded as stock embeds them: each as in its stock batch (its frames counted
     from stock's width, and padded to it or past ECAPA's reach), with the batch cut
-    on the model's device (`exact_embeddings`); only the pairs it shares the model
-    call with differ. The clustering's memory is bounded and its
-    linkage faster (`fast_clustering`), with the same dendrogram.
+    on the model's device (`exact_embeddings`), ECAPA computed with fewer operations
+    (`ecapa_forward`); only the pairs it shares the model call with differ. On the
+    CPU the model stages reuse their temporaries' memory (`host_memory`). The
+    clustering's memory is bounded and its linkage faster (`fast_clustering`), with
+    the same dendrogram.
 
     Out of GPU memory, a stage retries with half the batch, down to one item,
     then on the CPU for the rest of the call; each step logs a warning.
@@ -234,7 +236,8 @@ class FastSpeakerDiarization(StockSpeakerDiarization):
         inference = self._segmentation
         while True:
             try:
-                return super().get_segmentations(file, hook=hook)
+                with self._host_memory(inference.device):
+                    return super().get_segmentations(file, hook=hook)
             except (MemoryError, torch.OutOfMemoryError):
                 # pyannote turns CUDA out-of-memory into MemoryError
                 _release_gpu_memory()
@@ -291,6 +294,13 @@ class FastSpeakerDiarization(StockSpeakerDiarization):
                 self._embedding.to(torch.device("cpu"))
                 return self._embed(*per_pair, width)
             raise
+
+    def _host_memory(self, device: torch.device):
+        """Where a model stage runs on the CPU, each batch reuses the heap memory of the
+        one before (`host_memory`); on a GPU its tensors are not on the host."""
+        if device.type == "cpu":
+            return host_memory.freed_memory_reused()
+        return contextlib.nullcontext()
 
     def _pairs_to_embed(self, binary_segmentations, exclude_overlap):
         """What both embedding stages start from.
@@ -372,9 +382,10 @@ class FastSpeakerDiarization(StockSpeakerDiarization):
         # releases the GIL), and a GPU runs up to IN_FLIGHT_BATCHES ahead of the
         # results fetched, so that neither waits for the other.
         in_flight: list[tuple[np.ndarray, torch.Tensor]] = []
-        # on the CPU, each batch reuses the heap memory of the one before (`host_memory`)
-        host = contextlib.nullcontext() if on_gpu else host_memory.freed_memory_reused()
-        with host, ThreadPoolExecutor(max_workers=1) as prefetch:
+        with (
+            self._host_memory(self._embedding.device),
+            ThreadPoolExecutor(max_workers=1) as prefetch,
+        ):
             upcoming = prefetch.submit(inputs, *batches[0]) if batches else None
             for done, (batch, _) in enumerate(batches, 1):
                 batch_inputs = upcoming.result()
@@ -410,9 +421,10 @@ class SinglePassSpeakerDiarization(FastSpeakerDiarization):
         single_pass = SinglePassEcapa(
             embedding.classifier_, compute_type=autocast_type(self.precision, embedding.device)
         )
-        embeddings[pairs[:, 0], pairs[:, 1]] = single_pass.embed_pairs(
-            file["waveform"][0], starts, num_samples, masks, pairs, progress
-        )
+        with self._host_memory(embedding.device):
+            embeddings[pairs[:, 0], pairs[:, 1]] = single_pass.embed_pairs(
+                file["waveform"][0], starts, num_samples, masks, pairs, progress
+            )
         return embeddings
 
 
