@@ -9,8 +9,10 @@ embedding stage works in fixed-size batches; `benchmark.py --only single-pass`
 measures a real one end to end).
 
     MALLOC_MMAP_THRESHOLD_=131072 python scripts/memory_profile.py --minutes 240 --stub-embeddings
+    MALLOC_MMAP_THRESHOLD_=131072 python scripts/memory_profile.py --minutes 240 --oracle-activity
 
-Run it with the allocator setting of the Cog image (cog.yaml), as above.
+Run it with the allocator setting of the Cog image (cog.yaml), as above. On a GPU
+(the default when there is one) it also prints the peak GPU memory allocated.
 """
 
 from __future__ import annotations
@@ -28,15 +30,21 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
+from benchmark import add_input_arguments  # noqa: E402
 
 
 def report(label: str) -> None:
+    import torch
+
     with open("/proc/self/statm") as f:
         rss = int(f.read().split()[1]) * resource.getpagesize()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    gpu = ""
+    if torch.cuda.is_initialized():
+        gpu = f", GPU peak so far {torch.cuda.max_memory_allocated() / 2**30:5.2f} GiB allocated"
     print(
         f"{time.strftime('%H:%M:%S')} {label:28s} RSS {rss / 2**30:5.2f} GiB, "
-        f"peak so far {peak / 2**30:5.2f} GiB",
+        f"peak so far {peak / 2**30:5.2f} GiB{gpu}",
         flush=True,
     )
 
@@ -47,10 +55,11 @@ def main() -> None:
     parser.add_argument("--audio", type=Path, help="a recording to use instead of building one")
     parser.add_argument("--stub-embeddings", action="store_true")
     parser.add_argument("--single-pass", action="store_true")
+    add_input_arguments(parser)
     args = parser.parse_args()
 
     import torch
-    from benchmark import build_conversation
+    from benchmark import build_conversation, pick_weights, use_oracle_segmentations
 
     from diarization.audio import decode_audio
     from diarization.pyannote_pipeline import (
@@ -59,7 +68,7 @@ def main() -> None:
         load_models,
     )
     from diarization.schema import SpeakerCount
-    from diarization.weights import default_layout
+    from diarization.weights import WeightsLayout
 
     work = Path(tempfile.mkdtemp(prefix="diarization-memory-"))
     audio = args.audio
@@ -67,15 +76,15 @@ def main() -> None:
         # built in another process, so that this one's peak is the pipeline's
         audio = work / "conversation.wav"
         builder = multiprocessing.get_context("spawn").Process(
-            target=build_conversation, args=(args.minutes, audio)
+            target=build_conversation,
+            args=(args.minutes, audio),
+            kwargs={"speakers": args.speakers},
         )
         builder.start()
         builder.join()
-    layout = default_layout()
-    if not layout.is_complete():
-        from diarization.random_weights import write_random_weights
-
-        layout = write_random_weights(work / "weights")
+    weights, kind = pick_weights(args.weights, work)
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    print(f"device: {device}; weights: {kind}")
     if args.stub_embeddings:
 
         def stub(self, file, binary_segmentations, exclude_overlap=False, hook=None):
@@ -84,9 +93,10 @@ def main() -> None:
             return rng.standard_normal((num_chunks, local_speakers, 192)).astype(np.float32)
 
         FastSpeakerDiarization.get_embeddings = stub
-    pipeline = PyannotePipeline(
-        load_models(layout, torch.device("cpu"), single_pass=args.single_pass)
-    )
+    models = load_models(WeightsLayout(weights), device, single_pass=args.single_pass)
+    if args.oracle_activity:
+        use_oracle_segmentations(models, audio)
+    pipeline = PyannotePipeline(models)
     report("models loaded")
     waveform = decode_audio(audio)
     report(f"decoded {len(waveform) / 16000 / 3600:.2f} h")

@@ -68,8 +68,9 @@ if [ "$PLAN" = checks ]; then
     step 150 scripts/benchmark.py --minutes "$(m 60 0.2)" --oracle-activity --only ours single-pass \
         --precision fp32 tf32 fp16 "${common[@]}"
     # the allocator setting cog.yaml gives the service (README: Speed, memory)
-    MALLOC_MMAP_THRESHOLD_=131072 step 100 scripts/benchmark.py --minutes "$(m 240 0.25)" \
-        --oracle-activity --only ours "${common[@]}"
+    # and where the host's peak comes from: resident memory after each stage
+    MALLOC_MMAP_THRESHOLD_=131072 step 100 scripts/memory_profile.py --minutes "$(m 240 0.25)" \
+        --oracle-activity "${common[@]}"
     step 90 scripts/benchmark.py --minutes "$(m 10 0.15)" --oracle-activity --only stock ours \
         single-pass "${common[@]}"
     step 80 scripts/benchmark.py --minutes "$(m 10 0.15)" --only stock ours "${common[@]}"
