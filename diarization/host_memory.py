@@ -3,20 +3,22 @@
 torch takes each CPU tensor from malloc and gives it back when it dies. glibc maps
 every block above its mmap threshold (128 KiB in the service, `cog.yaml`, so that
 long inputs hand their memory back) afresh and unmaps it on free, so each of the
-ECAPA layers' 60-200 MB temporaries costs the kernel a page fault and a zeroed
-page per 4 KiB, every batch: on 2 CPU cores the embedding stage of a 2-minute
-conversation took 24.5 s with that threshold and 19.4 s with every block kept in
-the heap. Within `freed_memory_reused` blocks come from the heap and stay there
+ECAPA layers' 8-25 MB temporaries (a batch of 4 five-second pairs) costs the kernel
+a page fault and a zeroed page per 4 KiB, every batch: on 2 CPU cores the embedding
+stage of a 2-minute conversation took 24.5 s with that threshold and 20.0 s within
+`freed_memory_reused`. Within `freed_memory_reused` blocks come from the heap and stay there
 when freed, so the next batch reuses them; on exit the thresholds are restored
 and the heap's free memory is handed back to the system (`malloc_trim`).
-Elsewhere than glibc nothing changes.
+Elsewhere than glibc nothing changes. The settings are the process's: a block that
+ends while another runs (nested, or in another thread) only costs the other its
+speed.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
+import functools
 import os
 from collections.abc import Iterator
 
@@ -57,13 +59,11 @@ def _threshold_from_environment(name: str) -> int:
     return min(int(value), 2**31 - 1) if value.isdigit() else GLIBC_DEFAULT_THRESHOLD
 
 
+@functools.cache
 def _glibc() -> ctypes.CDLL | None:
     """The process's C library if it is glibc (it has mallopt and malloc_trim)."""
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
     try:
-        libc = ctypes.CDLL(name)
+        libc = ctypes.CDLL(None)  # the symbols the process has loaded, libc's among them
     except OSError:
         return None
     if not (hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim")):
