@@ -19,6 +19,7 @@ from diarization.fast_clustering import (
     BoundedAgglomerativeClustering,
     euclidean_distances,
     linkage_by_matrix_products,
+    linkage_in_place,
 )
 from diarization.pyannote_pipeline import (
     BATCH_SIZE,
@@ -312,6 +313,27 @@ def test_linkage_by_matrix_products_builds_scipys_dendrogram():
         linkage_by_matrix_products(x, method="average", metric="cosine"),
         linkage(x, method="average", metric="cosine"),
     )
+
+
+@pytest.mark.parametrize("method", ["centroid", "average"])
+def test_linkage_in_place_is_fastclusters_without_copying_the_distances(method):
+    import tracemalloc
+
+    import fastcluster
+
+    x = np.random.default_rng(10).normal(size=(800, 16))
+    distances = euclidean_distances(x / np.linalg.norm(x, axis=1, keepdims=True))
+    expected = fastcluster.linkage(distances, method=method)  # (copies, keeps the input)
+    tracemalloc.start()
+    try:
+        got = linkage_in_place(distances, method)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    np.testing.assert_array_equal(got, expected)
+    assert peak < distances.nbytes / 4  # fastcluster's own wrapper copies all of them
+    with pytest.raises(ValueError, match="not a condensed matrix"):
+        linkage_in_place(np.zeros(4), method)
 
 
 def test_clustering_uses_matrix_product_distances_and_restores_pyannotes_linkage(monkeypatch):
