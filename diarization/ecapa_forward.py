@@ -197,11 +197,11 @@ class _Tdnn:
         num_frames, pad = x.shape[1], self.half_width
         if pad >= num_frames:
             raise ValueError(f"{num_frames} frames are too few to reflect {pad} of them")
-        index = torch.arange(-pad, num_frames + pad, device=x.device).abs()
+        # (frames, k) the frame each tap reads, reflected at both ends
+        taps = torch.arange(-pad, pad + 1, self.dilation, device=x.device)
+        index = (torch.arange(num_frames, device=x.device)[:, None] + taps).abs()
         index = torch.where(index >= num_frames, 2 * (num_frames - 1) - index, index)
-        padded = x[:, index]
-        taps = range(0, self.kernel_size * self.dilation, self.dilation)
-        return torch.cat([padded[:, k : k + num_frames] for k in taps], dim=2)
+        return x[:, index].flatten(2)
 
 
 class _SERes2Net:
