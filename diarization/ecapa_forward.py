@@ -19,8 +19,9 @@ padded batch. Here, on (batch, frames, channels) tensors:
   width that no later convolution reaches past, so no kept value changes.
 
 Values are SpeechBrain's up to the order of floating-point sums (tests compare them
-with the module on its own inputs). With stock pyannote's published ECAPA on 2 CPU
-cores a batch of 32 x 4 s took 1.9 s instead of 3.6 s (README: Speed).
+with the module on its own inputs). On 2 CPU cores, side by side with the module on
+the same batches of five-second rows (scripts/ecapa_speed.py): 1.3x for batches of 4,
+1.3-1.9x for 32 (README: Speed).
 """
 
 from __future__ import annotations
@@ -118,9 +119,9 @@ class EcapaForward(torch.nn.Module):
             x = block(x[:, : longest + reach], counts)
             reach -= block.reach
             outputs.append(x)
-        # the aggregation and pooling a few rows at a time, each cut to its counted
-        # frames: on a CPU a few rows' tensors stay in cache (on 2 cores: 1.9 s instead
-        # of 2.2 s for 32 x 5 s), on a GPU the whole batch is one step
+        # the aggregation and pooling a row at a time on a CPU, each row cut to its own
+        # counted frames and its tensors kept in cache (32 x 5 s on 2 cores: 2.0-2.1 s,
+        # 2.2-2.3 s for the whole batch at once); on a GPU the whole batch is one step
         step = len(counts) if feats.device.type == "cuda" else CPU_ROWS_PER_STEP
         pooled = []
         for rows in (slice(i, i + step) for i in range(0, len(counts), step)):
