@@ -141,19 +141,22 @@ def _write_segmentation(path: Path) -> None:
     torch.save(checkpoint, path)
 
 
+#: speechbrain/spkrec-ecapa-voxceleb's ECAPA_TDNN arguments (after its 80 fbank features)
+ECAPA_LAYOUT = {
+    "channels": [1024, 1024, 1024, 1024, 3072],
+    "kernel_sizes": [5, 3, 3, 3, 1],
+    "dilations": [1, 2, 3, 4, 1],
+    "attention_channels": 128,
+    "lin_neurons": 192,
+}
+
+
 def _write_ecapa(folder: Path) -> None:
     from speechbrain.lobes.models.ECAPA_TDNN import ECAPA_TDNN, Classifier
 
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "hyperparams.yaml").write_text(ECAPA_HYPERPARAMS)
-    ecapa = ECAPA_TDNN(
-        80,
-        channels=[1024, 1024, 1024, 1024, 3072],
-        kernel_sizes=[5, 3, 3, 3, 1],
-        dilations=[1, 2, 3, 4, 1],
-        attention_channels=128,
-        lin_neurons=192,
-    )
+    ecapa = ECAPA_TDNN(80, **ECAPA_LAYOUT)
     torch.save(ecapa.state_dict(), folder / "embedding_model.ckpt")
     classifier = Classifier(input_size=192, out_neurons=_NUM_TRAINING_SPEAKERS)
     torch.save(classifier.state_dict(), folder / "classifier.ckpt")
@@ -174,4 +177,4 @@ def _write_ecapa(folder: Path) -> None:
     (folder / "label_encoder.txt").write_text("\n".join(lines) + "\n")
 
 
-__all__ = ["ECAPA_HYPERPARAMS", "write_random_weights"]
+__all__ = ["ECAPA_HYPERPARAMS", "ECAPA_LAYOUT", "write_random_weights"]

@@ -11,21 +11,15 @@ from speechbrain.lobes.models.ECAPA_TDNN import ECAPA_TDNN
 
 from diarization import ecapa_forward
 from diarization.ecapa_forward import EcapaForward, unsupported
+from diarization.random_weights import ECAPA_LAYOUT
 
 
 def _ecapa(seed: int, **options) -> ECAPA_TDNN:
     """A small ECAPA (the published layout, fewer channels) whose batch norms have
     statistics and scales of both signs, as a trained one has."""
     torch.manual_seed(seed)
-    model = ECAPA_TDNN(
-        80,
-        channels=[64, 64, 64, 64, 192],
-        kernel_sizes=[5, 3, 3, 3, 1],
-        dilations=[1, 2, 3, 4, 1],
-        attention_channels=16,
-        lin_neurons=24,
-        **options,
-    )
+    layout = {**ECAPA_LAYOUT, "channels": [64, 64, 64, 64, 192], "attention_channels": 16}
+    model = ECAPA_TDNN(80, **{**layout, "lin_neurons": 24, **options})
     with torch.no_grad():
         for module in model.modules():
             if isinstance(module, torch.nn.BatchNorm1d):
