@@ -129,11 +129,44 @@ class EcapaForward(torch.nn.Module):
             # (rows, longest, channels of the aggregation)
             x = self.aggregation(torch.cat([out[rows, :longest] for out in outputs], dim=2))
             all_counted = bool((frame_counts[rows] == longest).all())
-            pooled.append(self._attentive_statistics(x, counts[rows], all_counted))
+            pooled.append(
+                self._attentive_statistics(x, self.frame_attention(x), counts[rows], all_counted)
+            )
         return F.linear(torch.cat(pooled), *self.last)
 
+    def frames(self, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The frame-level trunk with every frame counted (one pass over a chunk of
+        audio; `ecapa_single_pass`): (batch, frames, channels) the aggregated frame
+        features of (batch, frames, features) `feats`, and their `frame_attention`."""
+        if self.unsupported is not None:
+            raise ValueError(f"ECAPA's frames cannot be computed here: {self.unsupported}")
+        counts = torch.full((len(feats),), feats.shape[1], device=feats.device)
+        x = self.first(feats)
+        outputs = []
+        for block in self.blocks:
+            x = block(x, counts)
+            outputs.append(x)
+        x = self.aggregation(torch.cat(outputs, dim=2))
+        return x, self.frame_attention(x)
+
+    def frame_attention(self, x: torch.Tensor) -> torch.Tensor:
+        """The attention's first layer on each frame's own features (its utterance
+        part is added per row in the pooling): (batch, frames, attention channels)."""
+        return F.linear(x, self.attention.weight[:, : x.shape[2]])
+
+    def pool(
+        self, x: torch.Tensor, frame_attention: torch.Tensor, frame_counts: torch.Tensor
+    ) -> torch.Tensor:
+        """Embeddings pooled from the first `frame_counts` (host integers) frames of each
+        row of `frames`' outputs (batch, frames, ...), as `forward` pools its rows."""
+        all_counted = bool((frame_counts == x.shape[1]).all())
+        counts = frame_counts.to(x.device, non_blocking=True)
+        return F.linear(
+            self._attentive_statistics(x, frame_attention, counts, all_counted), *self.last
+        )
+
     def _attentive_statistics(
-        self, x: torch.Tensor, counts: torch.Tensor, all_counted: bool
+        self, x: torch.Tensor, frame_attention: torch.Tensor, counts: torch.Tensor, all_counted
     ) -> torch.Tensor:
         """SpeechBrain's AttentiveStatisticsPooling with global context: (batch, 2 *
         channels) attention-weighted means and standard deviations over each row's
@@ -151,7 +184,7 @@ class EcapaForward(torch.nn.Module):
         context = F.linear(mean.to(x.dtype), weight[:, channels : 2 * channels]) + F.linear(
             std.to(x.dtype), weight[:, 2 * channels :], attention.bias
         )
-        logits = attention.activate(F.linear(x, weight[:, :channels]) + context[:, None, :])
+        logits = attention.activate(frame_attention + context[:, None, :])
         logits = F.linear(logits.tanh_(), *self.attention_out)
         if not all_counted:
             counted = torch.arange(num_frames, device=x.device) < counts[:, None]

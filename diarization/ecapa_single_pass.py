@@ -16,7 +16,10 @@ What differs from the exact embedding (the approximation):
 - the fbank mean normalisation and the squeeze-excitation gates average over the
   chunk instead of over the pair's samples.
 The pooling itself is exact: pooled from a chunk that is exactly one window with
-every frame active, the embedding is the model's own (tested).
+every frame active, the embedding is the model's own (tested). Trunk and pooling
+are `ecapa_forward`'s, the exact stage's forward pass: each pair's active frames
+are gathered to the front of its row, and pooled as that pass pools the frames it
+counts.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from diarization.ecapa_forward import EcapaForward
 
 SAMPLE_RATE = 16000
 #: fbank hop: one feature frame every 10 ms, centred on sample 160 k.
@@ -37,9 +42,9 @@ CHUNK_SECONDS = 10.0
 #: Chunks per trunk call on a CPU, and on a GPU (where small calls leave it idle).
 CHUNK_BATCH = 2
 GPU_CHUNK_BATCH = 16
-#: Pairs pooled per call: each holds its window's frame features (3072 x 501 floats,
-#: 6 MB) and attention scores of the same size; on a CPU, and on a GPU.
-POOL_BATCH = 8
+#: Pairs pooled per call on a CPU (each cut to its own active frames, kept in
+#: cache) and on a GPU (padded to the pair with the most active frames).
+POOL_BATCH = 1
 GPU_POOL_BATCH = 64
 
 
@@ -51,8 +56,12 @@ class SinglePassEcapa:
             speechbrain/spkrec-ecapa-voxceleb (modules compute_features,
             mean_var_norm, embedding_model).
         chunk_seconds: audio per trunk pass (see `CHUNK_SECONDS`).
-        compute_type: the trunk's blocks run under autocast with this type (float16
-            or bfloat16 on a GPU: `diarization.precision`); None keeps float32.
+        compute_type: the trunk runs under autocast with this type (float16 or
+            bfloat16 on a GPU: `diarization.precision`); None keeps float32.
+        ecapa: the embedding model's `EcapaForward` (built when not given).
+
+    Raises:
+        ValueError: the embedding model is not an ECAPA `EcapaForward` computes.
     """
 
     def __init__(
@@ -60,24 +69,18 @@ class SinglePassEcapa:
         classifier,
         chunk_seconds: float = CHUNK_SECONDS,
         compute_type: torch.dtype | None = None,
+        ecapa: EcapaForward | None = None,
     ):
         self._mods = classifier.mods
-        self._ecapa = classifier.mods.embedding_model
+        self.ecapa = ecapa or EcapaForward(classifier.mods.embedding_model)
+        if self.ecapa.unsupported is not None:
+            raise ValueError(f"single-pass embeddings need ECAPA: {self.ecapa.unsupported}")
         self.chunk_seconds = chunk_seconds
         self.compute_type = compute_type
-        asp = self._ecapa.asp
-        if not asp.global_context:
-            raise ValueError("single-pass pooling expects ECAPA's global-context attention")
-        # The attention's first layer sees [x; mean; std] per frame (a 1x1 conv): split
-        # its weight so that the x part runs once per chunk, not once per pair.
-        weight = asp.tdnn.conv.conv.weight[:, :, 0]
-        channels = weight.shape[1] // 3
-        self._w_frames, self._w_mean, self._w_std = weight.split(channels, dim=1)
-        self._bias = asp.tdnn.conv.conv.bias
 
     @property
     def device(self) -> torch.device:
-        return self._bias.device
+        return self.ecapa.last[0].device
 
     def trunk(self, waveforms: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Frame features of a batch of equal-length waveforms.
@@ -86,74 +89,44 @@ class SinglePassEcapa:
             waveforms: (batch, num_samples) at 16 kHz.
 
         Returns:
-            features: (batch, channels, num_frames) ECAPA's aggregated frame
-                features (the attentive pooling's input).
-            attention: (batch, attention_channels, num_frames) the frame part of
+            features: (batch, num_frames, channels) ECAPA's aggregated frame
+                features (the attentive pooling's input), in float32.
+            attention: (batch, num_frames, attention_channels) the frame part of
                 the attention's first layer.
         """
         lengths = torch.ones(len(waveforms), device=waveforms.device)
         feats = self._mods.compute_features(waveforms)
+        # normalisation statistics over the chunk
         feats = self._mods.mean_var_norm(feats, lengths)
-        # ECAPA_TDNN.forward up to the pooling, with no lengths: statistics over the chunk
-        x = feats.transpose(1, 2)
-        outputs = []
-        with torch.autocast(
-            x.device.type, dtype=self.compute_type, enabled=self.compute_type is not None
-        ):
-            for layer in self._ecapa.blocks:
-                x = layer(x)
-                outputs.append(x)
-            features = self._ecapa.mfa(torch.cat(outputs[1:], dim=1))
-        features = features.float()
-        attention = torch.einsum("oc,bct->bot", self._w_frames, features)
-        return features, attention
+        enabled = self.compute_type is not None
+        with torch.autocast(feats.device.type, dtype=self.compute_type, enabled=enabled):
+            features, attention = self.ecapa.frames(feats)
+        return features.float(), attention.float()
 
     def pool(
-        self,
-        features: torch.Tensor,
-        attention: torch.Tensor,
-        masks: torch.Tensor,
-        squares: torch.Tensor | None = None,
+        self, features: torch.Tensor, attention: torch.Tensor, masks: torch.Tensor
     ) -> torch.Tensor:
         """Embeddings of a batch of pairs from their frames.
 
         Args:
-            features: (pairs, channels, frames), from `trunk`.
-            attention: (pairs, attention_channels, frames), from `trunk`.
-            masks: (pairs, frames) 1 where the pair's speaker is active; every row
-                needs at least one active frame.
-            squares: `features` squared, when the caller has them (computed once
-                per chunk rather than once per pair).
+            features: (pairs, frames, channels), from `trunk`.
+            attention: (pairs, frames, attention_channels), from `trunk`.
+            masks: (pairs, frames) True where the pair's speaker is active; every
+                row needs at least one active frame.
 
         Returns:
             (pairs, 192) embeddings, as ECAPA's output.
         """
-        asp = self._ecapa.asp
-        if squares is None:
-            squares = features * features
-        mask = masks[:, None, :].to(features.dtype)
-        # (pairs, channels) statistics of the active frames (the global context)
-        weights = mask / mask.sum(dim=2, keepdim=True)
-        mean, std = self._statistics(features, squares, weights.transpose(1, 2))
-        context = self._w_mean @ mean.T + self._w_std @ std.T + self._bias[:, None]
-        hidden = attention + context.T[:, :, None]
-        hidden = asp.tdnn.dropout(asp.tdnn.norm(asp.tdnn.activation(hidden)))
-        scores = asp.conv(asp.tanh(hidden)).masked_fill(mask == 0, float("-inf"))
-        mean, std = self._statistics(features, squares, F.softmax(scores, dim=2))
-        pooled = torch.cat((mean, std), dim=1)[:, :, None]
-        return self._ecapa.fc(self._ecapa.asp_bn(pooled))[:, :, 0]
-
-    def _statistics(self, x: torch.Tensor, squares: torch.Tensor, weights: torch.Tensor):
-        """Weighted mean and standard deviation over frames, as ECAPA's pooling defines
-        them, from sums of x and x squared (weights sum to 1 over frames): either
-        (pairs, frames, 1), the same for every channel, or (pairs, channels, frames)."""
-        if weights.shape[1] == x.shape[2]:
-            mean, second = torch.bmm(x, weights)[:, :, 0], torch.bmm(squares, weights)[:, :, 0]
-        else:
-            mean = torch.einsum("pct,pct->pc", weights, x)
-            second = torch.einsum("pct,pct->pc", weights, squares)
-        variance = (second - mean * mean).clamp(self._ecapa.asp.eps)
-        return mean, torch.sqrt(variance)
+        counts = masks.sum(dim=1)
+        # each row's active frames first, in their order (a stable sort of ~mask)
+        order = torch.sort((~masks).to(torch.uint8), dim=1, stable=True).indices
+        longest = int(counts.max())
+        order = order[:, :longest, None]
+        gathered = [
+            torch.take_along_dim(values, order.expand(-1, -1, values.shape[2]), dim=1)
+            for values in (features, attention)
+        ]
+        return self.ecapa.pool(*gathered, counts.cpu())
 
     def embed_pairs(
         self,
@@ -198,7 +171,7 @@ class SinglePassEcapa:
         chunk_of = starts // hop
         offsets = (starts - chunk_of * hop) // HOP_SAMPLES
         order = np.argsort(chunk_of, kind="stable")
-        embeddings = np.full((len(pairs), self._ecapa.fc.conv.out_channels), np.nan, np.float32)
+        embeddings = np.full((len(pairs), self.ecapa.last[0].shape[0]), np.nan, np.float32)
         chunks = np.unique(chunk_of)
         device = self.device
         on_gpu = device.type != "cpu"
@@ -208,7 +181,6 @@ class SinglePassEcapa:
             batch = chunks[done : done + chunk_batch]
             audio = torch.stack([_samples(waveform, j * hop, chunk) for j in batch]).to(device)
             features, attention = self.trunk(audio)
-            squares = features * features
             members = order[np.isin(chunk_of[order], batch)]
             for i in range(0, len(members), pool_batch):
                 group = members[i : i + pool_batch]
@@ -219,15 +191,11 @@ class SinglePassEcapa:
                     continue
                 group, active = group[keep], active[keep]
                 row = np.searchsorted(batch, chunk_of[group])
-                # (group, channels, num_frames) each pair's window, cut from its chunk
-                pair_features = _windows(features, row, offsets[group], num_frames)
-                pair_attention = _windows(attention, row, offsets[group], num_frames)
-                pair_squares = _windows(squares, row, offsets[group], num_frames)
+                # (group, num_frames, channels) each pair's window, cut from its chunk
                 result = self.pool(
-                    pair_features,
-                    pair_attention,
+                    _windows(features, row, offsets[group], num_frames),
+                    _windows(attention, row, offsets[group], num_frames),
                     torch.from_numpy(active).to(device),
-                    pair_squares,
                 )
                 embeddings[group] = result.float().cpu().numpy()
             if progress is not None:
@@ -244,5 +212,7 @@ def _samples(waveform: torch.Tensor, start: int, length: int) -> torch.Tensor:
 
 
 def _windows(values: torch.Tensor, rows: np.ndarray, first: np.ndarray, length: int):
-    """values[rows[p], :, first[p] : first[p] + length] for each p, stacked."""
-    return torch.stack([values[r, :, f : f + length] for r, f in zip(rows, first, strict=True)])
+    """values[rows[p], first[p] : first[p] + length] for each p, as views when one."""
+    if len(rows) == 1:
+        return values[rows[0], first[0] : first[0] + length][None]
+    return torch.stack([values[r, f : f + length] for r, f in zip(rows, first, strict=True)])

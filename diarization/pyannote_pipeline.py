@@ -419,7 +419,9 @@ class SinglePassSpeakerDiarization(FastSpeakerDiarization):
                 hook("embeddings", None, total=total, completed=done)
 
         single_pass = SinglePassEcapa(
-            embedding.classifier_, compute_type=autocast_type(self.precision, embedding.device)
+            embedding.classifier_,
+            compute_type=autocast_type(self.precision, embedding.device),
+            ecapa=self._ecapa_forward(),
         )
         with self._host_memory(embedding.device):
             embeddings[pairs[:, 0], pairs[:, 1]] = single_pass.embed_pairs(

@@ -15,6 +15,7 @@ from pyannote.core import SlidingWindowFeature
 
 from conftest import ROOT, check_output_shape, shared_file, write_wav
 from diarization import AudioDecodeError, Diarizer, SpeakerCount, WeightsError, exact_embeddings
+from diarization.ecapa_single_pass import SinglePassEcapa
 from diarization.fast_clustering import (
     BoundedAgglomerativeClustering,
     euclidean_distances,
@@ -578,29 +579,30 @@ def test_model_stages_on_the_cpu_reuse_freed_memory(random_weights, single_pass,
 
     monkeypatch.setattr(host_memory, "freed_memory_reused", spy)
     pipeline = load_models(random_weights, torch.device("cpu"), single_pass=single_pass)
-    # single-pass runs ECAPA's layers (the aggregation among them); the exact stage `embed`
-    # (pyannote also probes the whole model once, outside any stage, for its minimum length)
+    # both embedding stages compute ECAPA without the module's forward: the exact one in
+    # `embed`, single-pass in `trunk` (pyannote also probes the whole module once,
+    # outside any stage, for its minimum length)
     aggregation = pipeline._embedding.classifier_.mods.embedding_model.mfa
     models_seen_inside = []  # (model, whether inside a block)
     for network in (pipeline._segmentation.model, aggregation):
         network.register_forward_pre_hook(
             lambda module, args: models_seen_inside.append((type(module).__name__, bool(inside)))
         )
-    if not single_pass:  # the exact stage computes ECAPA without the module's forward
-        original = exact_embeddings.embed
-        monkeypatch.setattr(
-            exact_embeddings,
-            "embed",
-            lambda *args, **kwargs: (
-                models_seen_inside.append(("exact", bool(inside))) or original(*args, **kwargs)
-            ),
-        )
+    owner, name = (SinglePassEcapa, "trunk") if single_pass else (exact_embeddings, "embed")
+    original = getattr(owner, name)
+    monkeypatch.setattr(
+        owner,
+        name,
+        lambda *args, **kwargs: (
+            models_seen_inside.append(("ECAPA", bool(inside))) or original(*args, **kwargs)
+        ),
+    )
     waveform = np.random.default_rng(11).normal(0, 0.1, 8 * 16000).astype(np.float32)
     PyannotePipeline(pipeline)(waveform, 16000)
     # one block for the segmentation, one for the embeddings; every model call inside one
     assert blocks == [0, 1]
     inside_a_block = {name for name, seen in models_seen_inside if seen}
-    assert inside_a_block == {"PyanNet", "TDNNBlock" if single_pass else "exact"}
+    assert inside_a_block == {"PyanNet", "ECAPA"}
     # only pyannote's probe of ECAPA runs outside them
     outside = {name for name, seen in models_seen_inside if not seen}
     assert outside <= {"TDNNBlock"}

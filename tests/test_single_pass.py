@@ -32,7 +32,7 @@ def test_pooling_a_whole_window_reproduces_ecapa(ecapa):
         expected = ecapa.classifier_.encode_batch(windows)[:, 0]
         features, attention = single_pass.trunk(windows)
         # 5 s: 501 frames of 3072 aggregated channels
-        assert features.shape == (2, 3072, 501)
+        assert features.shape == (2, 501, 3072)
         got = single_pass.pool(features, attention, torch.ones(2, 501, dtype=torch.bool))
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
 
@@ -44,16 +44,36 @@ def test_masked_pooling_is_ecapas_pooling_over_the_active_frames(ecapa):
         features, attention = single_pass.trunk(_speech(5.0, 3.0)[None].repeat(2, 1))
         # ECAPA pools the first 300 frames when told the relative length 300/501
         lengths = torch.tensor([300 / 501, 120 / 501])
-        expected = model.fc(model.asp_bn(model.asp(features, lengths=lengths)))[:, :, 0]
+        pooled = model.asp(features.transpose(1, 2), lengths=lengths)
+        expected = model.fc(model.asp_bn(pooled))[:, :, 0]
         masks = torch.zeros(2, 501, dtype=torch.bool)
         masks[0, :300] = True
         masks[1, :120] = True
         got = single_pass.pool(features, attention, masks)
         # and the frames outside the mask do not matter
         changed = features.clone()
-        changed[:, :, 300:] = 7.0
+        changed[:, 300:] = 7.0
         assert torch.allclose(single_pass.pool(changed, attention, masks)[0], got[0], atol=1e-5)
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_scattered_active_frames_pool_as_ecapa_pools_them_alone(ecapa):
+    # a pair's active frames need not be a prefix: rows of a batch with different
+    # scattered masks (padded together, as on a GPU) each pool only their own frames
+    single_pass = SinglePassEcapa(ecapa.classifier_)
+    model = ecapa.classifier_.mods.embedding_model
+    masks = torch.from_numpy(np.random.default_rng(0).random((2, 501)) < [[0.3], [0.7]])
+    with torch.inference_mode():
+        features, attention = single_pass.trunk(torch.stack([_speech(5.0, 3.0), _speech(5.0, 8.0)]))
+        got = single_pass.pool(features, attention, masks)
+        for row in range(2):
+            active = features[row, masks[row]].T[None]
+            expected = model.fc(model.asp_bn(model.asp(active)))[0, :, 0]
+            torch.testing.assert_close(got[row], expected, rtol=1e-4, atol=1e-5)
+            alone = single_pass.pool(
+                features[row : row + 1], attention[row : row + 1], masks[row : row + 1]
+            )
+            torch.testing.assert_close(got[row], alone[0], rtol=1e-5, atol=1e-6)
 
 
 def test_each_pair_is_pooled_from_its_own_window(ecapa):
@@ -75,7 +95,7 @@ def test_each_pair_is_pooled_from_its_own_window(ecapa):
             mask = torch.zeros(1, 501, dtype=torch.bool)
             half = np.arange(501) * 160 * 293 // 80000 < 146
             mask[0, :] = torch.from_numpy(half if speaker == 0 else ~half)
-            expected = single_pass.pool(features[:, :, :501], attention[:, :, :501], mask)[0]
+            expected = single_pass.pool(features[:, :501], attention[:, :501], mask)[0]
             torch.testing.assert_close(torch.from_numpy(embedding), expected, atol=1e-5, rtol=1e-4)
 
 
@@ -121,3 +141,42 @@ def test_single_pass_is_refused_for_the_bundled_pipeline():
 
     with pytest.raises(ValueError, match="pyannote pipeline"):
         load_pipeline("bundled", single_pass=True)
+
+
+def test_pairs_pooled_in_padded_batches_embed_as_one_at_a_time(ecapa, monkeypatch):
+    # a GPU pools up to GPU_POOL_BATCH pairs together, each padded to the most
+    # active frames of its batch; a CPU pools one pair at a time
+    from diarization import ecapa_single_pass
+
+    waveform = _speech(20.0)
+    starts = np.arange(0, 15 * 16000 + 1, 8000)
+    masks = (np.random.default_rng(1).random((len(starts), 3, 293)) < 0.4).astype(np.float32)
+    masks[3] = 0  # pairs without speech stay NaN
+    pairs = np.argwhere(np.ones((len(starts), 3)))
+    got = {}
+    for batch in (1, 16):
+        monkeypatch.setattr(ecapa_single_pass, "POOL_BATCH", batch)
+        with torch.inference_mode():
+            got[batch] = SinglePassEcapa(ecapa.classifier_).embed_pairs(
+                waveform, starts, 80000, masks, pairs
+            )
+    assert np.isnan(got[16][9:12]).all() and not np.isnan(np.delete(got[16], [9, 10, 11], 0)).any()
+    np.testing.assert_allclose(got[16], got[1], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.gpu
+def test_on_a_gpu_single_pass_embeds_as_on_the_cpu(random_weights, monkeypatch):
+    # the GPU pools pairs in padded batches, the CPU one pair at a time
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    waveform = _speech(20.0)
+    starts = np.arange(0, 15 * 16000 + 1, 8000)
+    masks = (np.random.default_rng(1).random((len(starts), 3, 293)) < 0.4).astype(np.float32)
+    pairs = np.argwhere(np.ones((len(starts), 3)))
+    got = {}
+    for device in ("cpu", "cuda"):
+        model = LocalSpeechBrainEmbedding(random_weights.embedding, torch.device(device))
+        with torch.inference_mode():
+            got[device] = SinglePassEcapa(model.classifier_).embed_pairs(
+                waveform, starts, 80000, masks, pairs
+            )
+    np.testing.assert_allclose(got["cuda"], got["cpu"], rtol=1e-3, atol=1e-4)

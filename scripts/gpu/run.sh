@@ -62,7 +62,7 @@ common=(--weights "$weights" --speakers "$CARRY/speakers")
 
 if [ "$PLAN" = checks ]; then
     step 60 -m pytest -q -p no:cacheprovider -m gpu tests/test_exact_embeddings.py \
-        tests/test_ecapa_forward.py
+        tests/test_ecapa_forward.py tests/test_single_pass.py
     # ECAPA's forward pass: SpeechBrain's convolutions against ecapa_forward's products
     step 40 scripts/ecapa_speed.py --batch 32 --frames "$(m 501 120)" --weights "$weights"
     step 150 scripts/benchmark.py --minutes "$(m 60 0.2)" --oracle-activity --only ours single-pass \
