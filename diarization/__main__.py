@@ -78,7 +78,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--precision",
         choices=PRECISIONS,
         help=f"pyannote pipeline on a GPU: how the networks compute (default "
-        f"{DEFAULT_PRECISION}; a CPU always computes fp32); see README: Speed",
+        f"{DEFAULT_PRECISION}; a CPU always computes fp32); see docs/performance.md",
     )
     parser.add_argument(
         "--weights",

@@ -14,7 +14,7 @@ here keep everything else as it is and change only how the segmentation network
 
 On a CPU every mode computes in float32: these modes only exist for GPUs.
 How far each moves the embeddings and the diarization is measured by
-scripts/precision.py (README: Speed). Importing this module imports no torch
+scripts/precision.py (docs/performance.md). Importing this module imports no torch
 (the names are checked where options are read); applying a mode does.
 """
 
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     import torch
 
 PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
-#: The service's mode on a GPU: see the module docstring and README: Speed.
+#: The service's mode on a GPU: see the module docstring and docs/performance.md.
 DEFAULT_PRECISION = "fp32"
 #: torch's name of the type each half-precision mode computes in
 AUTOCAST_TYPES = {"bf16": "bfloat16", "fp16": "float16"}

@@ -4,7 +4,7 @@
 #
 #   bash scripts/gpu/run.sh CARRY [PLAN]  # CARRY: a folder holding
 #     wheels/     the packages the machine lacks (pyannote.audio 3.4.0, speechbrain
-#                 1.0.3 and their pure-Python needs; see README: Speed)
+#                 1.0.3 and their pure-Python needs; see docs/performance.md)
 #     ffmpeg.xz, ffprobe.xz   static x86-64 builds, used when the machine has none
 #     speakers/   the first four folders of ../shared/data/speakers
 # (scripts/gpu/make_carry.sh builds it), named in the device tool's `carry`.
@@ -67,7 +67,7 @@ if [ "$PLAN" = checks ]; then
     step 40 scripts/ecapa_speed.py --batch 32 --frames "$(m 501 120)" --weights "$weights"
     step 150 scripts/benchmark.py --minutes "$(m 60 0.2)" --oracle-activity --only ours single-pass \
         --precision fp32 tf32 fp16 "${common[@]}"
-    # the allocator setting cog.yaml gives the service (README: Speed, memory)
+    # the allocator setting cog.yaml gives the service (docs/performance.md, long audio)
     # and where the host's peak comes from: resident memory after each stage
     MALLOC_MMAP_THRESHOLD_=131072 step 100 scripts/memory_profile.py --minutes "$(m 240 0.25)" \
         --oracle-activity "${common[@]}"
