@@ -43,9 +43,10 @@ CHUNK_SECONDS = 10.0
 CHUNK_BATCH = 2
 GPU_CHUNK_BATCH = 16
 #: Pairs pooled per call on a CPU (each cut to its own active frames, kept in
-#: cache) and on a GPU (padded to the pair with the most active frames).
+#: cache) and on a GPU (padded to the pair with the most active frames; each of
+#: the pooling's temporaries then takes up to 32 x 501 x 3072 floats, 197 MB).
 POOL_BATCH = 1
-GPU_POOL_BATCH = 64
+GPU_POOL_BATCH = 32
 
 
 class SinglePassEcapa:
