@@ -166,7 +166,11 @@ class EcapaForward(torch.nn.Module):
         )
 
     def _attentive_statistics(
-        self, x: torch.Tensor, frame_attention: torch.Tensor, counts: torch.Tensor, all_counted
+        self,
+        x: torch.Tensor,
+        frame_attention: torch.Tensor,
+        counts: torch.Tensor,
+        all_counted: bool,
     ) -> torch.Tensor:
         """SpeechBrain's AttentiveStatisticsPooling with global context: (batch, 2 *
         channels) attention-weighted means and standard deviations over each row's

@@ -73,7 +73,7 @@ class SinglePassEcapa:
         ecapa: EcapaForward | None = None,
     ):
         self._mods = classifier.mods
-        self.ecapa = ecapa or EcapaForward(classifier.mods.embedding_model)
+        self.ecapa = EcapaForward(classifier.mods.embedding_model) if ecapa is None else ecapa
         if self.ecapa.unsupported is not None:
             raise ValueError(f"single-pass embeddings need ECAPA: {self.ecapa.unsupported}")
         self.chunk_seconds = chunk_seconds

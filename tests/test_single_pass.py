@@ -76,6 +76,17 @@ def test_scattered_active_frames_pool_as_ecapa_pools_them_alone(ecapa):
             torch.testing.assert_close(got[row], alone[0], rtol=1e-5, atol=1e-6)
 
 
+def test_a_model_the_shared_forward_cannot_compute_is_refused_with_the_reason():
+    from types import SimpleNamespace
+
+    from speechbrain.lobes.models.ECAPA_TDNN import ECAPA_TDNN
+
+    model = ECAPA_TDNN(80, channels=[32, 32, 32, 32, 96], lin_neurons=8, global_context=False)
+    classifier = SimpleNamespace(mods=SimpleNamespace(embedding_model=model.eval()))
+    with pytest.raises(ValueError, match="need ECAPA: its attentive pooling has no global"):
+        SinglePassEcapa(classifier)
+
+
 def test_each_pair_is_pooled_from_its_own_window(ecapa):
     # windows every 0.5 s over 8 s, one speaker active in the first half of each
     # window, another in the second half; chunk length just above the window:
