@@ -10,9 +10,10 @@
 # (scripts/gpu/make_carry.sh builds it), named in the device tool's `carry`.
 #
 # PLAN: "checks" (default: the GPU tests, ECAPA's forward pass side by side, 1 h in
-# each precision, 4 h, side-by-side speed, a profile, precision) or "profile" (where the exact stage's time goes, then 1 h again). Steps run in order
-# of importance, each within what is left of DEADLINE_S seconds; everything printed
-# also goes to $OUT/log.txt. QUICK=1 shrinks every input (a dry
+# each precision, 10 min side by side with stock, 4 h, the worst case, a profile,
+# precision) or "profile" (where the exact stage's time goes, then 1 h again). Steps
+# run in order of importance, each within what is left of DEADLINE_S seconds;
+# everything printed also goes to $OUT/log.txt. QUICK=1 shrinks every input (a dry
 # run on a CPU); PYTHON picks the interpreter (default python3).
 set -u
 CARRY=$(realpath "${1:-.gpu}")
@@ -67,12 +68,12 @@ if [ "$PLAN" = checks ]; then
     step 40 scripts/ecapa_speed.py --batch 32 --frames "$(m 501 120)" --weights "$weights"
     step 150 scripts/benchmark.py --minutes "$(m 60 0.2)" --oracle-activity --only ours single-pass \
         --precision fp32 tf32 fp16 "${common[@]}"
+    step 90 scripts/benchmark.py --minutes "$(m 10 0.15)" --oracle-activity --only stock ours \
+        single-pass "${common[@]}"
     # the allocator setting cog.yaml gives the service (docs/performance.md, long audio)
     # and where the host's peak comes from: resident memory after each stage
     MALLOC_MMAP_THRESHOLD_=131072 step 100 scripts/memory_profile.py --minutes "$(m 240 0.25)" \
         --oracle-activity "${common[@]}"
-    step 90 scripts/benchmark.py --minutes "$(m 10 0.15)" --oracle-activity --only stock ours \
-        single-pass "${common[@]}"
     step 80 scripts/benchmark.py --minutes "$(m 10 0.15)" --only stock ours "${common[@]}"
     step 45 scripts/profile_embeddings.py --minutes "$(m 3 0.15)" --oracle-activity --rows 12 \
         "${common[@]}"
