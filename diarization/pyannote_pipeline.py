@@ -57,6 +57,12 @@ DEFAULT_CLUSTERING_THRESHOLD = HYPERPARAMETERS["clustering"]["threshold"]
 #: the caches: on 2 cores, 93 embeddings took 18.8 s in batches of 32, 11.6-11.9 s in
 #: batches of 2-4 and 13.2 s one by one (2026-11-25). GPUs keep BATCH_SIZE.
 CPU_EMBEDDING_BATCH_SIZE = 4
+#: Segmentation batch size on a GPU. Each window's scores do not depend on the rest
+#: of its batch (on the CPU the same at 7, 32 and 128 to 1e-7, tested), and the
+#: model's LSTM steps through a window's 293 frames one after the other whatever
+#: the batch, so on a GPU 128 windows should take little longer than 32 (not yet
+#: measured: scripts/segmentation_speed.py does). CPUs keep BATCH_SIZE: no faster there.
+GPU_SEGMENTATION_BATCH_SIZE = 128
 #: Embedding batches queued on the device ahead of the one whose results are fetched.
 IN_FLIGHT_BATCHES = 2
 #: On a GPU, embedding batches free to choose their width pad to a multiple of this
@@ -535,6 +541,8 @@ def load_models(
             pipeline.precision = check_precision(precision)
         if not stock and device.type == "cpu":
             pipeline.embedding_batch_size = CPU_EMBEDDING_BATCH_SIZE
+        if not stock and device.type == "cuda":
+            pipeline.segmentation_batch_size = GPU_SEGMENTATION_BATCH_SIZE
     if printed.getvalue():
         logger.debug("while loading: %s", printed.getvalue().strip())
     return pipeline

@@ -407,6 +407,9 @@ def test_embedding_out_of_memory_at_batch_size_one_moves_to_the_cpu(diarizer, mo
     from diarization.pyannote_pipeline import LocalSpeechBrainEmbedding
 
     embedding = diarizer.pipeline._pipeline._embedding
+    # pyannote probes the model for these on its device the first time they are read:
+    # read them on the real device, before it pretends to be a GPU
+    assert embedding.dimension == 192 and embedding.min_num_samples > 0
     moves = []
     original = exact_embeddings.embed
 
@@ -449,6 +452,43 @@ def test_segmentation_out_of_memory_retries_with_smaller_batches(diarizer, monke
     assert "segmentation ran out of memory: retrying with batch size 2" in caplog.text
     assert got.turns == expected.turns
     assert diarizer.pipeline._pipeline._segmentation.batch_size == BATCH_SIZE
+
+
+def _scores_by_batch_size(pipeline, batch_sizes) -> dict[int, np.ndarray]:
+    # 40 s: 71 windows, so the batches of 7 and 32 split them differently from 128
+    waveform = np.random.default_rng(12).normal(0, 0.1, 40 * 16000).astype(np.float32)
+    file = {"waveform": torch.from_numpy(waveform)[None], "sample_rate": 16000}
+    scores = {}
+    with torch.inference_mode():
+        for size in batch_sizes:
+            pipeline._segmentation.batch_size = size
+            scores[size] = pipeline.get_segmentations(file).data
+    return scores
+
+
+def test_segmentation_scores_do_not_depend_on_the_batch_size(random_weights):
+    # what lets a GPU segment 128 windows at a time (GPU_SEGMENTATION_BATCH_SIZE)
+    pipeline = load_models(random_weights, torch.device("cpu"))
+    assert pipeline._segmentation.batch_size == BATCH_SIZE  # stock's on a CPU
+    scores = _scores_by_batch_size(pipeline, [32, 128, 7])
+    threshold = pipeline.segmentation.threshold
+    # the same to the bit with torch 2.8 on this CPU; 6e-8 apart with torch 2.11
+    for size in (128, 7):
+        np.testing.assert_allclose(scores[size], scores[32], rtol=0, atol=1e-6)
+        np.testing.assert_array_equal(scores[size] > threshold, scores[32] > threshold)
+
+
+@pytest.mark.gpu
+def test_on_a_gpu_segmentation_runs_in_larger_batches_with_the_same_decisions(random_weights):
+    from diarization.pyannote_pipeline import GPU_SEGMENTATION_BATCH_SIZE
+
+    pipeline = load_models(random_weights, torch.device("cuda"))
+    assert pipeline._segmentation.batch_size == GPU_SEGMENTATION_BATCH_SIZE
+    scores = _scores_by_batch_size(pipeline, [BATCH_SIZE, GPU_SEGMENTATION_BATCH_SIZE])
+    small, large = scores[BATCH_SIZE], scores[GPU_SEGMENTATION_BATCH_SIZE]
+    np.testing.assert_allclose(large, small, atol=1e-5)
+    threshold = pipeline.segmentation.threshold
+    np.testing.assert_array_equal(large > threshold, small > threshold)
 
 
 @pytest.mark.parametrize("threshold", [0.3, 1.5])

@@ -9,12 +9,13 @@
 #     speakers/   the first four folders of ../shared/data/speakers
 # (scripts/gpu/make_carry.sh builds it), named in the device tool's `carry`.
 #
-# PLAN: "checks" (default: the GPU tests, ECAPA's forward pass side by side, 1 h in
-# each precision, 10 min side by side with stock, 4 h, the worst case, a profile,
-# precision) or "profile" (where the exact stage's time goes, then 1 h again). Steps
-# run in order of importance, each within what is left of DEADLINE_S seconds;
-# everything printed also goes to $OUT/log.txt. QUICK=1 shrinks every input (a dry
-# run on a CPU); PYTHON picks the interpreter (default python3).
+# PLAN: "checks" (default: the GPU tests, ECAPA's forward pass side by side, the
+# segmentation model's batch sizes, 1 h in each precision, 10 min side by side with
+# stock, 4 h, the worst case, a profile, precision) or "profile" (where the exact
+# stage's time goes, then 1 h again). Steps run in order of importance, each within
+# what is left of DEADLINE_S seconds; everything printed also goes to $OUT/log.txt.
+# QUICK=1 shrinks every input (a dry run on a CPU); PYTHON picks the interpreter
+# (default python3).
 set -u
 CARRY=$(realpath "${1:-.gpu}")
 PLAN=${2:-checks}
@@ -63,9 +64,13 @@ common=(--weights "$weights" --speakers "$CARRY/speakers")
 
 if [ "$PLAN" = checks ]; then
     step 60 -m pytest -q -p no:cacheprovider -m gpu tests/test_exact_embeddings.py \
-        tests/test_ecapa_forward.py tests/test_single_pass.py
+        tests/test_ecapa_forward.py tests/test_single_pass.py tests/test_pipeline.py
     # ECAPA's forward pass: SpeechBrain's convolutions against ecapa_forward's products
     step 40 scripts/ecapa_speed.py --batch 32 --frames "$(m 501 120)" --weights "$weights"
+    # the segmentation model on 1 h (the oracle rows below replace it) at stock's batch
+    # size and larger ones (GPU_SEGMENTATION_BATCH_SIZE)
+    step 40 scripts/segmentation_speed.py --minutes "$(m 60 0.5)" --batch 32 128 256 \
+        --weights "$weights"
     step 150 scripts/benchmark.py --minutes "$(m 60 0.2)" --oracle-activity --only ours single-pass \
         --precision fp32 tf32 fp16 "${common[@]}"
     step 90 scripts/benchmark.py --minutes "$(m 10 0.15)" --oracle-activity --only stock ours \
