@@ -62,11 +62,8 @@ def main() -> None:
     from benchmark import build_conversation, pick_weights, use_oracle_segmentations
 
     from diarization.audio import decode_audio
-    from diarization.pyannote_pipeline import (
-        FastSpeakerDiarization,
-        PyannotePipeline,
-        load_models,
-    )
+    from diarization.pyannote_pipeline import PyannotePipeline, load_models
+    from diarization.pyannote_stages import FastSpeakerDiarization
     from diarization.schema import SpeakerCount
     from diarization.weights import WeightsLayout
 

@@ -23,13 +23,12 @@ from diarization.fast_clustering import (
     linkage_in_place,
 )
 from diarization.pyannote_pipeline import (
-    BATCH_SIZE,
     CPU_EMBEDDING_BATCH_SIZE,
     HYPERPARAMETERS,
     PyannotePipeline,
-    binarize_in_blocks,
     load_models,
 )
+from diarization.pyannote_stages import BATCH_SIZE, binarize_in_blocks
 from diarization.weights import FETCH_COMMAND
 
 
@@ -540,7 +539,7 @@ def _segmentation_scores(num_windows: int, seed: int = 0):
 
 
 def test_binarizing_in_blocks_gives_pyannotes_result(monkeypatch):
-    import diarization.pyannote_pipeline as module
+    import diarization.pyannote_stages as module
 
     monkeypatch.setattr(module, "BINARIZE_BLOCK_WINDOWS", 7)
     scores = _segmentation_scores(50)
@@ -582,7 +581,7 @@ def test_reconstruct_gives_pyannotes_result(diarizer):
 def test_a_diarization_binarizes_in_blocks_and_restores_pyannotes_function(diarizer, monkeypatch):
     from pyannote.audio.pipelines import speaker_diarization
 
-    import diarization.pyannote_pipeline as module
+    import diarization.pyannote_stages as module
 
     original = speaker_diarization.binarize
     calls = []

@@ -1,0 +1,395 @@
+"""pyannote's SpeakerDiarization built from loaded models: stock, and made faster.
+
+`StockSpeakerDiarization` is pyannote's pipeline unchanged (the reference the
+benchmarks and tests compare with). `FastSpeakerDiarization` is the same pipeline
+with the same answer: its embedding stage skips what stock throws away and embeds
+each pair as in its stock batch (`exact_embeddings`, `ecapa_forward`), its
+binarization and clustering are bounded in memory, and out of GPU memory a stage
+retries with smaller batches, then on the CPU. `SinglePassSpeakerDiarization`
+swaps in the approximate single-pass embeddings (`ecapa_single_pass`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pyannote.audio import Model
+from pyannote.audio.core.io import Audio
+from pyannote.audio.pipelines import SpeakerDiarization, speaker_diarization
+from pyannote.audio.pipelines.clustering import AgglomerativeClustering
+from pyannote.audio.pipelines.speaker_verification import SpeechBrainPretrainedSpeakerEmbedding
+from pyannote.audio.utils.signal import binarize
+from pyannote.core import SlidingWindowFeature
+
+from diarization import exact_embeddings, host_memory
+from diarization.ecapa_forward import EcapaForward
+from diarization.ecapa_single_pass import SinglePassEcapa
+from diarization.fast_clustering import BoundedAgglomerativeClustering
+from diarization.precision import autocast_type, precision_scope
+
+logger = logging.getLogger(__name__)
+
+#: Window step as a fraction of the 5 s window (0.5 s), as in 2.1.
+SEGMENTATION_STEP = 0.1
+#: Stock's batch size, as the reference calls it: windows per segmentation batch, pairs
+#: per embedding batch (each pair is embedded as in its stock batch, whatever ours).
+BATCH_SIZE = 32
+#: Embedding batches queued on the device ahead of the one whose results are fetched.
+IN_FLIGHT_BATCHES = 2
+#: On a GPU, embedding batches free to choose their width pad to a multiple of this
+#: (0.25 s), so that cuDNN builds plans for a few widths and reuses them.
+GPU_WIDTH_QUANTUM_SAMPLES = 4000
+#: Windows binarized at a time (see `binarize_in_blocks`).
+BINARIZE_BLOCK_WINDOWS = 2048
+
+
+class StockSpeakerDiarization(SpeakerDiarization):
+    """pyannote's SpeakerDiarization, unchanged, built from loaded models instead of hub ids."""
+
+    def __init__(self, segmentation: Model, embedding: SpeechBrainPretrainedSpeakerEmbedding):
+        # The parent loads its embedding model from a string; oracle clustering is the
+        # one mode in which it loads none. Install ours and the real clustering after.
+        super().__init__(
+            segmentation=segmentation,
+            segmentation_step=SEGMENTATION_STEP,
+            embedding=embedding.embedding,
+            embedding_exclude_overlap=True,
+            clustering="OracleClustering",
+            embedding_batch_size=BATCH_SIZE,
+            segmentation_batch_size=BATCH_SIZE,
+        )
+        self.klustering = "AgglomerativeClustering"
+        self._embedding = embedding
+        self._audio = Audio(sample_rate=embedding.sample_rate, mono="downmix")
+        self.clustering = AgglomerativeClustering(metric=embedding.metric)
+
+
+def binarize_in_blocks(scores, onset=0.5, offset=None, initial_state=None):
+    """pyannote's `binarize` of (window, frame, speaker) scores: the same values, faster
+    and in half the memory.
+
+    pyannote builds a Python list of every row's well-defined frame indices (1.0 s
+    on 1 hour, and 1.5 GB of temporaries on 4 hours); here `_hysteresis` finds each
+    frame's state with array operations, over blocks of `BINARIZE_BLOCK_WINDOWS`
+    windows. The 0.0 and 1.0 are float32 where pyannote's are float64 (0.6 GB on 4
+    hours, alive to the end of the pipeline). Anything but 3-d scores and a single
+    initial state goes to pyannote's.
+    """
+    data = getattr(scores, "data", None)
+    if data is None or data.ndim != 3 or not isinstance(initial_state, bool | None):
+        return binarize(scores, onset=onset, offset=offset, initial_state=initial_state)
+    # 0.0 or 1.0, shaped as the scores
+    binarized = np.empty(data.shape, dtype=np.float32)
+    for i in range(0, len(data), BINARIZE_BLOCK_WINDOWS):
+        block = data[i : i + BINARIZE_BLOCK_WINDOWS].transpose(0, 2, 1)
+        state = _hysteresis(block, onset, offset, initial_state)
+        binarized[i : i + BINARIZE_BLOCK_WINDOWS] = state.transpose(0, 2, 1)
+    return SlidingWindowFeature(binarized, scores.sliding_window)
+
+
+def _hysteresis(scores: np.ndarray, onset: float, offset: float | None, initial_state):
+    """pyannote's `binarize_ndarray` along the last axis (frames): a frame is on when
+    the last frame at or before it with a score above `onset` or below `offset` is
+    above `onset`; before any such frame, the initial state (None: the first score
+    against the mean of the two thresholds)."""
+    offset = offset or onset  # as pyannote reads it
+    scores = np.nan_to_num(scores)
+    if initial_state is None:
+        initial = scores[..., 0] >= 0.5 * (onset + offset)
+    else:
+        initial = np.full(scores.shape[:-1], initial_state)
+    on = scores > onset
+    defined = (scores < offset) | on
+    # (..., num_frames) the last defined frame at or before each frame, else -1
+    last = np.maximum.accumulate(np.where(defined, np.arange(scores.shape[-1]), -1), axis=-1)
+    state = np.take_along_axis(on, np.maximum(last, 0), axis=-1)
+    return np.where(last >= 0, state, initial[..., None])
+
+
+class FastSpeakerDiarization(StockSpeakerDiarization):
+    """The same pipeline with a faster embedding stage and the same answer.
+
+    Stock pyannote embeds every (window, local speaker) pair in window order and
+    throws away the embeddings of pairs with too little speech afterwards. Here
+    those pairs get their NaN without running the model, and the others are
+    embedded as stock embeds them: each as in its stock batch (its frames counted
+    from stock's width, and padded to it or past ECAPA's reach), with the batch cut
+    on the model's device (`exact_embeddings`), ECAPA computed with fewer operations
+    (`ecapa_forward`); only the pairs it shares the model call with differ. On the
+    CPU the model stages reuse their temporaries' memory (`host_memory`). The
+    clustering's memory is bounded and its linkage faster (`fast_clustering`), with
+    the same dendrogram.
+
+    Out of GPU memory, a stage retries with half the batch, down to one item,
+    then on the CPU for the rest of the call; each step logs a warning.
+    """
+
+    def __init__(self, segmentation: Model, embedding: SpeechBrainPretrainedSpeakerEmbedding):
+        super().__init__(segmentation, embedding)
+        self.clustering = BoundedAgglomerativeClustering(metric=embedding.metric)
+        #: How the networks compute on a GPU (`diarization.precision`); fp32 is stock's.
+        self.precision = "fp32"
+        #: Stock's embedding batch size: each pair is padded as stock pads it in its
+        #: batch (`exact_embeddings.stock_widths`), whatever batch it is embedded in.
+        self.stock_batch_size = BATCH_SIZE
+        self._ecapa: EcapaForward | None = None
+
+    def _ecapa_forward(self) -> EcapaForward:
+        """The embedding model's forward pass (`ecapa_forward`), the same object for as
+        long as the model is (`precision_scope` wraps it for the call)."""
+        model = self._embedding.classifier_.mods.embedding_model
+        if self._ecapa is None or self._ecapa.model is not model:
+            self._ecapa = EcapaForward(model)
+        return self._ecapa
+
+    def apply(self, file, *args, **kwargs):
+        devices = (self._segmentation.device, self._embedding.device)
+        batch_size = self._segmentation.batch_size
+        # pyannote's apply calls the `binarize` its module imported: for this call,
+        # the same function applied block by block (see `binarize_in_blocks`).
+        speaker_diarization.binarize = binarize_in_blocks
+        networks = [self._segmentation.model, self._ecapa_forward()]
+        try:
+            with precision_scope(self.precision, devices[1], networks):
+                return super().apply(file, *args, **kwargs)
+        finally:
+            speaker_diarization.binarize = binarize
+            # undo this call's out-of-memory fallbacks for the next call
+            self._segmentation.batch_size = batch_size
+            if self._segmentation.device != devices[0]:
+                self._segmentation.to(devices[0])
+            if self._embedding.device != devices[1]:
+                self._embedding.to(devices[1])
+
+    def get_segmentations(self, file, hook=None):
+        inference = self._segmentation
+        while True:
+            try:
+                with self._host_memory(inference.device):
+                    return super().get_segmentations(file, hook=hook)
+            except (MemoryError, torch.OutOfMemoryError):
+                # pyannote turns CUDA out-of-memory into MemoryError
+                _release_gpu_memory()
+                if inference.batch_size > 1:
+                    inference.batch_size //= 2
+                    logger.warning(
+                        "segmentation ran out of memory: retrying with batch size %d",
+                        inference.batch_size,
+                    )
+                elif inference.device.type != "cpu":
+                    logger.warning("segmentation ran out of memory: retrying on the CPU")
+                    inference.to(torch.device("cpu"))
+                else:
+                    raise
+
+    def reconstruct(self, segmentations, hard_clusters, count):
+        """pyannote's `reconstruct` building one float32 array where pyannote builds
+        two float64 ones (`np.nan * np.zeros(...)`): the values are 0, 1 or NaN, so
+        the result is the same, and on 4 hours of a ten-person meeting the temporary
+        shrinks from 1.4 GB to 0.3 GB."""
+        num_chunks, num_frames, _ = segmentations.data.shape
+        num_clusters = np.max(hard_clusters) + 1
+        clustered = np.full((num_chunks, num_frames, num_clusters), np.nan, dtype=np.float32)
+        for c, (cluster, (_, segmentation)) in enumerate(
+            zip(hard_clusters, segmentations, strict=True)
+        ):
+            for k in np.unique(cluster):
+                if k == -2:  # a local speaker that was never active
+                    continue
+                clustered[c, :, k] = np.max(segmentation[:, cluster == k], axis=1)
+        clustered = SlidingWindowFeature(clustered, segmentations.sliding_window)
+        return self.to_diarization(clustered, count)
+
+    def _embed(self, windows, masks, speech_samples, stock_width, width: int) -> torch.Tensor:
+        """Embeddings of one batch (`exact_embeddings.embed`), halving it (then moving to
+        the CPU) when out of memory."""
+        per_pair = (windows, masks, speech_samples, stock_width)
+        try:
+            return exact_embeddings.embed(
+                self._embedding.classifier_, *per_pair, width, ecapa=self._ecapa_forward()
+            )
+        except torch.OutOfMemoryError:
+            _release_gpu_memory()
+            if len(windows) > 1:
+                half = len(windows) // 2
+                logger.warning(
+                    "embeddings ran out of memory: retrying in batches of %d", len(windows) - half
+                )
+                first = self._embed(*[t[:half] for t in per_pair], width)
+                second = self._embed(*[t[half:] for t in per_pair], width)
+                return torch.cat([first.cpu(), second.cpu()])
+            if self._embedding.device.type != "cpu":
+                logger.warning("embeddings ran out of memory: retrying on the CPU")
+                self._embedding.to(torch.device("cpu"))
+                return self._embed(*per_pair, width)
+            raise
+
+    def _host_memory(self, device: torch.device):
+        """Where a model stage runs on the CPU, each batch reuses the heap memory of the
+        one before (`host_memory`); on a GPU its tensors are not on the host."""
+        if device.type == "cpu":
+            return host_memory.freed_memory_reused()
+        return contextlib.nullcontext()
+
+    def _pairs_to_embed(self, binary_segmentations, exclude_overlap):
+        """What both embedding stages start from.
+
+        Returns:
+            masks: (num_chunks, local_speakers, num_frames) each pair's frame mask.
+            speech: (num_chunks, local_speakers) samples each pair's masked signal keeps.
+            pairs: (num_pairs, 2) (chunk, speaker) of the pairs with enough speech.
+            embeddings: (num_chunks, local_speakers, dimension) all NaN, to fill in.
+        """
+        window = binary_segmentations.sliding_window
+        num_chunks, num_frames, local_speakers = binary_segmentations.data.shape
+        embedding = self._embedding
+        masks = _embedding_masks(
+            binary_segmentations.data, exclude_overlap, window.duration, embedding
+        )
+        num_samples = math.floor(window.duration * embedding.sample_rate)
+        speech = masks @ _samples_per_frame(num_frames, num_samples)
+        pairs = np.argwhere(speech >= embedding.min_num_samples)
+        embeddings = np.full((num_chunks, local_speakers, embedding.dimension), np.nan, np.float32)
+        return masks, speech, pairs, embeddings
+
+    def get_embeddings(self, file, binary_segmentations, exclude_overlap=False, hook=None):
+        window = binary_segmentations.sliding_window
+        masks, speech, pairs, embeddings = self._pairs_to_embed(
+            binary_segmentations, exclude_overlap
+        )
+        # Each pair embedded as in its stock batch (`exact_embeddings`): its frames
+        # counted from stock's width, and padded to it or past ECAPA's reach.
+        # (num_pairs,) each
+        speech_samples = speech[pairs[:, 0], pairs[:, 1]].astype(np.int64)
+        stock_width = exact_embeddings.stock_widths(speech, self.stock_batch_size)[
+            pairs[:, 0], pairs[:, 1]
+        ].astype(np.int64)
+        on_gpu = self._embedding.device.type == "cuda"
+        # Widest first: each batch then fits in GPU memory that the one before freed.
+        # (Narrowest first, every batch needed a larger block than any the allocator
+        # had cached, and its cache grew to 123 GB on 1 h of audio: H200, 2026-11-25.)
+        # (indices into pairs, width) of each batch
+        batches = exact_embeddings.plan_batches(
+            speech_samples,
+            stock_width,
+            self.embedding_batch_size,
+            exact_embeddings.reach_samples(self._embedding.classifier_),
+            GPU_WIDTH_QUANTUM_SAMPLES if on_gpu else 1,
+        )
+        if hook is not None:
+            hook("embeddings", None, total=len(batches), completed=0)
+
+        def inputs(batch: np.ndarray, width: int) -> tuple:
+            chunks, speakers = pairs[batch, 0], pairs[batch, 1]
+            # (batch_size, num_samples) each pair's window, as stock pyannote crops it
+            windows = torch.vstack(
+                [
+                    self._audio.crop(file, window[c], duration=window.duration, mode="pad")[0]
+                    for c in chunks
+                ]
+            )
+            # (batch_size, num_frames), (batch_size,), (batch_size,)
+            tensors = [
+                torch.from_numpy(masks[chunks, speakers]),
+                torch.from_numpy(speech_samples[batch]),
+                torch.from_numpy(stock_width[batch]),
+            ]
+            if on_gpu:  # pinned, the copies to the GPU overlap its work
+                windows, tensors = windows.pin_memory(), [t.pin_memory() for t in tensors]
+            return windows, *tensors, width
+
+        completed = 0
+
+        def fetch(batch: np.ndarray, result: torch.Tensor) -> None:
+            nonlocal completed
+            embeddings[pairs[batch, 0], pairs[batch, 1]] = result.float().cpu().numpy()
+            completed += 1
+            if hook is not None:
+                hook("embeddings", None, total=len(batches), completed=completed)
+
+        # The next batch is cut in a thread while the model runs on this one (the model
+        # releases the GIL), and a GPU runs up to IN_FLIGHT_BATCHES ahead of the
+        # results fetched, so that neither waits for the other.
+        in_flight: list[tuple[np.ndarray, torch.Tensor]] = []
+        with (
+            self._host_memory(self._embedding.device),
+            ThreadPoolExecutor(max_workers=1) as prefetch,
+        ):
+            upcoming = prefetch.submit(inputs, *batches[0]) if batches else None
+            for done, (batch, _) in enumerate(batches, 1):
+                batch_inputs = upcoming.result()
+                if done < len(batches):
+                    upcoming = prefetch.submit(inputs, *batches[done])
+                in_flight.append((batch, self._embed(*batch_inputs)))
+                if len(in_flight) > IN_FLIGHT_BATCHES:
+                    fetch(*in_flight.pop(0))
+            for batch, result in in_flight:
+                fetch(batch, result)
+        return embeddings
+
+
+class SinglePassSpeakerDiarization(FastSpeakerDiarization):
+    """The same pipeline with approximate embeddings from one pass of ECAPA's trunk
+    over the audio instead of one run per (window, speaker) pair (opt-in; what
+    differs is in `diarization.ecapa_single_pass`). Pairs with too little speech
+    get NaN as in the exact stage; segmentation and clustering are unchanged."""
+
+    def get_embeddings(self, file, binary_segmentations, exclude_overlap=False, hook=None):
+        window = binary_segmentations.sliding_window
+        masks, _, pairs, embeddings = self._pairs_to_embed(binary_segmentations, exclude_overlap)
+        embedding = self._embedding
+        num_samples = math.floor(window.duration * embedding.sample_rate)
+        starts = np.round(
+            (window.start + np.arange(len(masks)) * window.step) * embedding.sample_rate
+        ).astype(np.int64)
+
+        def progress(done: int, total: int) -> None:
+            if hook is not None:
+                hook("embeddings", None, total=total, completed=done)
+
+        single_pass = SinglePassEcapa(
+            embedding.classifier_,
+            compute_type=autocast_type(self.precision, embedding.device),
+            ecapa=self._ecapa_forward(),
+        )
+        with self._host_memory(embedding.device):
+            embeddings[pairs[:, 0], pairs[:, 1]] = single_pass.embed_pairs(
+                file["waveform"][0], starts, num_samples, masks, pairs, progress
+            )
+        return embeddings
+
+
+def _release_gpu_memory() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def _embedding_masks(binarized, exclude_overlap, duration, embedding) -> np.ndarray:
+    """Per (chunk, speaker) frame mask used for the embedding, as stock pyannote picks it:
+    the speaker's non-overlapped frames when there are enough of them, else all its frames.
+    """
+    masks = np.nan_to_num(binarized, nan=0.0).astype(np.float32)
+    # (num_chunks, num_frames, local_speakers)
+    if exclude_overlap:
+        num_frames = masks.shape[1]
+        num_samples = duration * embedding.sample_rate
+        min_num_frames = math.ceil(num_frames * embedding.min_num_samples / num_samples)
+        clean = masks * (np.sum(masks, axis=2, keepdims=True) < 2)
+        enough = np.sum(clean, axis=1, keepdims=True) > min_num_frames
+        masks = np.where(enough, clean, masks)
+    return np.ascontiguousarray(masks.transpose(0, 2, 1))
+
+
+def _samples_per_frame(num_frames: int, num_samples: int) -> np.ndarray:
+    """How many waveform samples each mask frame covers under the nearest-neighbour
+    upsampling that pyannote's SpeechBrain wrapper applies to masks."""
+    index = F.interpolate(
+        torch.arange(num_frames, dtype=torch.float32)[None, None], size=num_samples, mode="nearest"
+    )
+    return np.bincount(index.long().flatten().numpy(), minlength=num_frames).astype(np.float32)
