@@ -107,32 +107,18 @@ class EcapaForward(torch.nn.Module):
             # SpeechBrain keeps the frames below its relative length times the frames
             lengths = (frame_counts.to(feats.device) - 0.5) / feats.shape[1]
             return self.model(feats, lengths)[:, 0]
-        counts = frame_counts.to(feats.device, non_blocking=True)
-        longest = int(frame_counts.max())
-        # frames the layers still to come reach past a pooled frame
-        reach = self.first.half_width + sum(block.reach for block in self.blocks)
-        # (batch, frames, channels)
-        x = self.first(feats[:, : longest + reach])
-        reach -= self.first.half_width
-        outputs = []
-        for block in self.blocks:
-            x = block(x[:, : longest + reach], counts)
-            reach -= block.reach
-            outputs.append(x)
+        outputs = self._block_outputs(feats, frame_counts)
         # the aggregation and pooling a row at a time on a CPU, each row cut to its own
         # counted frames and its tensors kept in cache (32 x 5 s on 2 cores: 2.0-2.1 s,
         # 2.2-2.3 s for the whole batch at once); on a GPU the whole batch is one step
-        step = len(counts) if feats.device.type == "cuda" else CPU_ROWS_PER_STEP
+        step = len(frame_counts) if feats.device.type == "cuda" else CPU_ROWS_PER_STEP
         pooled = []
-        for rows in (slice(i, i + step) for i in range(0, len(counts), step)):
+        for rows in (slice(i, i + step) for i in range(0, len(frame_counts), step)):
             longest = int(frame_counts[rows].max())
             # (rows, longest, channels of the aggregation)
             x = self.aggregation(torch.cat([out[rows, :longest] for out in outputs], dim=2))
-            all_counted = bool((frame_counts[rows] == longest).all())
-            pooled.append(
-                self._attentive_statistics(x, self.frame_attention(x), counts[rows], all_counted)
-            )
-        return F.linear(torch.cat(pooled), *self.last)
+            pooled.append(self.pool(x, self.frame_attention(x), frame_counts[rows]))
+        return torch.cat(pooled)
 
     def frames(self, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The frame-level trunk with every frame counted (one pass over a chunk of
@@ -140,14 +126,25 @@ class EcapaForward(torch.nn.Module):
         features of (batch, frames, features) `feats`, and their `frame_attention`."""
         if self.unsupported is not None:
             raise ValueError(f"ECAPA's frames cannot be computed here: {self.unsupported}")
-        counts = torch.full((len(feats),), feats.shape[1], device=feats.device)
-        x = self.first(feats)
+        every_frame = torch.full((len(feats),), feats.shape[1])
+        x = self.aggregation(torch.cat(self._block_outputs(feats, every_frame), dim=2))
+        return x, self.frame_attention(x)
+
+    def _block_outputs(self, feats: torch.Tensor, frame_counts: torch.Tensor) -> list:
+        """Each SE-Res2Net block's output, (batch, frames, channels), cut after each
+        stage to the frames that the first `frame_counts` (host integers) of each row
+        still depend on: the longest row's plus what the convolutions to come reach."""
+        counts = frame_counts.to(feats.device, non_blocking=True)
+        longest = int(frame_counts.max())
+        reach = self.first.half_width + sum(block.reach for block in self.blocks)
+        x = self.first(feats[:, : longest + reach])
+        reach -= self.first.half_width
         outputs = []
         for block in self.blocks:
-            x = block(x, counts)
+            x = block(x[:, : longest + reach], counts)
+            reach -= block.reach
             outputs.append(x)
-        x = self.aggregation(torch.cat(outputs, dim=2))
-        return x, self.frame_attention(x)
+        return outputs
 
     def frame_attention(self, x: torch.Tensor) -> torch.Tensor:
         """The attention's first layer on each frame's own features (its utterance
