@@ -41,7 +41,8 @@ def main() -> None:
     from diarization.weights import WeightsLayout
 
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    torch.backends.cudnn.allow_tf32 = False
+    # TF32 off for both, as pyannote runs them (importing SpeechBrain switched it on)
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
     weights, kind = pick_weights(args.weights, Path(tempfile.mkdtemp(prefix="ecapa-speed-")))
     print(f"machine: {machine(device.type)}; weights: {kind}; fp32")
     embedding = LocalSpeechBrainEmbedding(WeightsLayout(weights).embedding, device)

@@ -222,3 +222,17 @@ def diarizer(random_weights):
     from diarization import Diarizer
 
     return Diarizer.load(random_weights, device="cpu")
+
+
+@pytest.fixture
+def strict_fp32():
+    """fp32 as pyannote runs it: TF32 off for cuBLAS and cuDNN (its `fix_reproducibility`,
+    called on every pipeline and segmentation run). Importing SpeechBrain switches both
+    on (its `allow_tf32` quirk), so a test that compares fp32 results on a GPU outside
+    pyannote's calls needs this. Both flags are restored afterwards."""
+    import torch
+
+    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    yield
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved

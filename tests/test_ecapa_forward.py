@@ -113,9 +113,8 @@ def test_too_few_frames_to_reflect_is_an_error():
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("dtype", [None, torch.float16])
-def test_on_a_gpu_the_forward_is_speechbrains(dtype, monkeypatch):
-    # fp32 as pyannote runs it (cuDNN's TF32 off); fp16 as the precision mode runs both
-    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+def test_on_a_gpu_the_forward_is_speechbrains(dtype, strict_fp32):
+    # fp32 as pyannote runs it (TF32 off); fp16 as the precision mode runs both
     cuda = torch.device("cuda")
     model = _ecapa(seed=9).to(cuda)
     batch, num_frames, counts = CASES["rows of different lengths"]

@@ -19,14 +19,6 @@ CUDA = torch.device("cuda")
 CPU = torch.device("cpu")
 
 
-@pytest.fixture
-def strict_flags():
-    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
-    yield
-    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
-
-
 def _flags():
     return torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
 
@@ -53,7 +45,7 @@ def test_autocast_forward_computes_in_the_low_type_and_returns_float32():
 
 
 @pytest.mark.parametrize("precision", ["fp32", "tf32", "bf16", "fp16"])
-def test_a_cpu_computes_fp32_whatever_is_asked(precision, strict_flags):
+def test_a_cpu_computes_fp32_whatever_is_asked(precision, strict_fp32):
     layer = torch.nn.Linear(4, 4)
     with precision_scope(precision, torch.device("cpu"), [layer]):
         assert _flags() == (False, False)
@@ -61,7 +53,7 @@ def test_a_cpu_computes_fp32_whatever_is_asked(precision, strict_flags):
         assert inference.fix_reproducibility.__module__.startswith("pyannote")
 
 
-def test_tf32_on_a_gpu_switches_tf32_on_and_keeps_pyannote_from_switching_it_off(strict_flags):
+def test_tf32_on_a_gpu_switches_tf32_on_and_keeps_pyannote_from_switching_it_off(strict_fp32):
     original = inference.fix_reproducibility
     layer = torch.nn.Linear(4, 4)
     with precision_scope("tf32", CUDA, [layer]):
@@ -74,7 +66,7 @@ def test_tf32_on_a_gpu_switches_tf32_on_and_keeps_pyannote_from_switching_it_off
 
 
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
-def test_half_precisions_wrap_each_network_and_restore_it(precision, strict_flags):
+def test_half_precisions_wrap_each_network_and_restore_it(precision, strict_fp32):
     networks = [torch.nn.Linear(4, 4), torch.nn.Conv1d(2, 2, 3)]
     with precision_scope(precision, CUDA, networks):
         assert _flags() == (False, False)  # what autocast leaves in float32 stays strict
@@ -83,7 +75,7 @@ def test_half_precisions_wrap_each_network_and_restore_it(precision, strict_flag
     assert _flags() == (False, False)
 
 
-def test_the_scope_restores_everything_when_the_call_fails(strict_flags):
+def test_the_scope_restores_everything_when_the_call_fails(strict_fp32):
     original = inference.fix_reproducibility
     layer = torch.nn.Linear(4, 4)
     with pytest.raises(RuntimeError, match="boom"), precision_scope("fp16", CUDA, [layer]):

@@ -176,9 +176,8 @@ def test_pairs_pooled_in_padded_batches_embed_as_one_at_a_time(ecapa, monkeypatc
 
 
 @pytest.mark.gpu
-def test_on_a_gpu_single_pass_embeds_as_on_the_cpu(random_weights, monkeypatch):
+def test_on_a_gpu_single_pass_embeds_as_on_the_cpu(random_weights, strict_fp32):
     # the GPU pools pairs in padded batches, the CPU one pair at a time
-    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
     waveform = _speech(20.0)
     starts = np.arange(0, 15 * 16000 + 1, 8000)
     masks = (np.random.default_rng(1).random((len(starts), 3, 293)) < 0.4).astype(np.float32)
