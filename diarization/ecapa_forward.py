@@ -26,6 +26,7 @@ the same batches of five-second rows (scripts/ecapa_speed.py): 1.3x for batches 
 
 from __future__ import annotations
 
+import functools
 import logging
 
 import torch
@@ -134,14 +135,16 @@ class EcapaForward(torch.nn.Module):
         """Each SE-Res2Net block's output, (batch, frames, channels), cut after each
         stage to the frames that the first `frame_counts` (host integers) of each row
         still depend on: the longest row's plus what the convolutions to come reach."""
-        counts = frame_counts.to(feats.device, non_blocking=True)
+        counts = host_to_device(frame_counts, feats.device)
         longest = int(frame_counts.max())
         reach = self.first.half_width + sum(block.reach for block in self.blocks)
         x = self.first(feats[:, : longest + reach])
         reach -= self.first.half_width
+        # (batch, frames) 1/count on each row's counted frames, once for every block
+        weights = _frame_weights(counts, x.shape[1], x.dtype)
         outputs = []
         for block in self.blocks:
-            x = block(x[:, : longest + reach], counts)
+            x = block(x[:, : longest + reach], weights[:, : longest + reach])
             reach -= block.reach
             outputs.append(x)
         return outputs
@@ -157,7 +160,7 @@ class EcapaForward(torch.nn.Module):
         """Embeddings pooled from the first `frame_counts` (host integers) frames of each
         row of `frames`' outputs (batch, frames, ...), as `forward` pools its rows."""
         all_counted = bool((frame_counts == x.shape[1]).all())
-        counts = frame_counts.to(x.device, non_blocking=True)
+        counts = host_to_device(frame_counts, x.device)
         return F.linear(
             self._attentive_statistics(x, frame_attention, counts, all_counted), *self.last
         )
@@ -229,13 +232,7 @@ class _Tdnn:
         same-length k-wide convolution at each frame of x (batch, frames, channels)."""
         if self.kernel_size == 1:
             return x
-        num_frames, pad = x.shape[1], self.half_width
-        if pad >= num_frames:
-            raise ValueError(f"{num_frames} frames are too few to reflect {pad} of them")
-        # (frames, k) the frame each tap reads, reflected at both ends
-        taps = torch.arange(-pad, pad + 1, self.dilation, device=x.device)
-        index = (torch.arange(num_frames, device=x.device)[:, None] + taps).abs()
-        index = torch.where(index >= num_frames, 2 * (num_frames - 1) - index, index)
+        index = _reflected_taps(x.shape[1], self.half_width, self.dilation, x.device)
         return x[:, index].flatten(2)
 
 
@@ -252,7 +249,9 @@ class _SERes2Net:
         self.squeeze = _linear_weights(se.conv1.conv)
         self.excite = _linear_weights(se.conv2.conv)
 
-    def __call__(self, x: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, frame_weights: torch.Tensor) -> torch.Tensor:
+        """The block on x (batch, frames, channels); its squeeze is the mean over each
+        row's counted frames, `frame_weights` (batch, frames) (`_frame_weights`)."""
         h = self.tdnn1(x)
         chunks = h.chunk(self.scale, dim=2)
         outputs = [chunks[0]]
@@ -260,11 +259,32 @@ class _SERes2Net:
             outputs.append(sub(chunk if i == 0 else chunk + outputs[-1]))
         h = self.tdnn2(torch.cat(outputs, dim=2))
         # (batch, channels) the mean over each row's counted frames
-        squeezed = _weighted_sum(h, _frame_weights(counts, h.shape[1], h.dtype))
+        squeezed = _weighted_sum(h, frame_weights)
         excitation = torch.sigmoid(
             F.linear(F.linear(squeezed, *self.squeeze).relu_(), *self.excite)
         )
         return torch.addcmul(x, h, excitation[:, None, :])
+
+
+@functools.lru_cache(maxsize=512)
+def _reflected_taps(num_frames: int, pad: int, dilation: int, device: torch.device) -> torch.Tensor:
+    """(frames, k) the frame each tap of a reflection-padded convolution reads, reflected
+    at both ends. Kept for each length and device (at most 512 x 20 kB): built anew, it
+    was 7 of the 15 small operations of each convolution, each a kernel launch on a GPU."""
+    if pad >= num_frames:
+        raise ValueError(f"{num_frames} frames are too few to reflect {pad} of them")
+    with torch.inference_mode(False):  # usable in and out of inference mode
+        taps = torch.arange(-pad, pad + 1, dilation, device=device)
+        index = (torch.arange(num_frames, device=device)[:, None] + taps).abs()
+        return torch.where(index >= num_frames, 2 * (num_frames - 1) - index, index)
+
+
+def host_to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A small host tensor copied to `device` without waiting for it: on a GPU through
+    pinned memory (a copy from pageable memory may wait for the work queued before)."""
+    if device.type == "cuda" and not tensor.is_pinned():
+        tensor = tensor.pin_memory()
+    return tensor.to(device, non_blocking=True)
 
 
 def _linear_weights(conv: torch.nn.Conv1d) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from diarization.ecapa_forward import EcapaForward
+from diarization.ecapa_forward import EcapaForward, host_to_device
 
 
 def stock_widths(speech_samples: np.ndarray, batch_size: int) -> np.ndarray:
@@ -171,14 +171,32 @@ def embed(
     signals = masked_signals(
         windows.to(device, non_blocking=True), masks.to(device, non_blocking=True), width
     )
-    feats = mods.compute_features(signals)
+    feats = _with_tensors_on(mods.compute_features, device)(signals)
     # (batch, frames, 80)
-    feats = _mean_normalise(
-        mods.mean_var_norm, feats, normalised_frames.to(device, non_blocking=True)
-    )
+    feats = _mean_normalise(mods.mean_var_norm, feats, host_to_device(normalised_frames, device))
     if ecapa is None:
         ecapa = EcapaForward(mods.embedding_model)
     return ecapa(feats, pooled_frames.long())
+
+
+def _with_tensors_on(fbank, device: torch.device):
+    """SpeechBrain's `Fbank` with its STFT window and filter frequencies on `device`.
+
+    They are plain tensors, not buffers, so moving the model leaves them on the host:
+    each call then copies the window to the device and builds the filter matrix on the
+    host and copies it too, and each of these copies waits for the device to finish
+    what it was given (two waits per batch, which kept the GPU from running ahead).
+    Moved once; the values are the same."""
+    stft, filterbank = fbank.compute_STFT, fbank.compute_fbanks
+    for module, name in ((stft, "window"), *((filterbank, n) for n in _FILTER_TENSORS)):
+        value = getattr(module, name)
+        if value.device != device and not isinstance(value, torch.nn.Parameter):
+            setattr(module, name, value.to(device))
+    return fbank
+
+
+#: the filter bank's tensors that its forward turns into the filter matrix
+_FILTER_TENSORS = ("all_freqs_mat", "f_central", "band")
 
 
 def _num_frames(mods, num_samples: torch.Tensor) -> torch.Tensor:

@@ -83,6 +83,21 @@ def test_embeddings_are_pyannotes(ecapa):
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
 
 
+def test_the_filter_bank_tensors_move_to_the_device_once(random_weights):
+    # SpeechBrain leaves them on the host (plain attributes), and each batch then waited
+    # for the GPU to copy them; "meta" stands in for a GPU on this machine
+    fbank = LocalSpeechBrainEmbedding(
+        random_weights.embedding, torch.device("cpu")
+    ).classifier_.mods.compute_features
+    filterbank, window = fbank.compute_fbanks, fbank.compute_STFT.window
+    names = exact_embeddings._FILTER_TENSORS
+    assert {getattr(filterbank, n).device.type for n in names} == {"cpu"}
+    assert exact_embeddings._with_tensors_on(fbank, torch.device("meta")) is fbank
+    assert fbank.compute_STFT.window.device.type == "meta"
+    assert fbank.compute_STFT.window.shape == window.shape
+    assert {getattr(filterbank, n).device.type for n in names} == {"meta"}
+
+
 def test_ecapa_reaches_65_frames_and_a_window(ecapa):
     # (2 + 7 x (2 + 3 + 4) frames of convolution + 3 counted) x 160 + a 400-sample window
     assert exact_embeddings.reach_samples(ecapa.classifier_) == 68 * 160 + 400
