@@ -50,11 +50,12 @@ DEFAULT_CLUSTERING_THRESHOLD = HYPERPARAMETERS["clustering"]["threshold"]
 #: batches of 2-4 and 13.2 s one by one (2026-11-25). GPUs keep stock's 32.
 CPU_EMBEDDING_BATCH_SIZE = 4
 #: Segmentation batch size on a GPU. Each window's scores do not depend on the rest
-#: of its batch (on the CPU the same at 7, 32 and 128 to 1e-7, tested), and the
+#: of its batch (on the CPU the same at 7, 32 and 256 to 1e-7, tested), and the
 #: model's LSTM steps through a window's 293 frames one after the other whatever
-#: the batch, so on a GPU 128 windows should take little longer than 32 (not yet
-#: measured: scripts/segmentation_speed.py does). CPUs keep stock's 32: no faster there.
-GPU_SEGMENTATION_BATCH_SIZE = 128
+#: the batch: 1 h on an H200 took 2.27 s in batches of 32, 1.57 s of 128 and 1.32 s
+#: of 256, every score the same (scripts/segmentation_speed.py, 2026-11-26). CPUs
+#: keep stock's 32: no faster there.
+GPU_SEGMENTATION_BATCH_SIZE = 256
 
 Progress = Callable[[str, float], None]
 

@@ -454,7 +454,7 @@ def test_segmentation_out_of_memory_retries_with_smaller_batches(diarizer, monke
 
 
 def _scores_by_batch_size(pipeline, batch_sizes) -> dict[int, np.ndarray]:
-    # 40 s: 71 windows, so the batches of 7 and 32 split them differently from 128
+    # 40 s: 71 windows, so the batches of 7 and 32 split them differently from 256
     waveform = np.random.default_rng(12).normal(0, 0.1, 40 * 16000).astype(np.float32)
     file = {"waveform": torch.from_numpy(waveform)[None], "sample_rate": 16000}
     scores = {}
@@ -466,13 +466,13 @@ def _scores_by_batch_size(pipeline, batch_sizes) -> dict[int, np.ndarray]:
 
 
 def test_segmentation_scores_do_not_depend_on_the_batch_size(random_weights):
-    # what lets a GPU segment 128 windows at a time (GPU_SEGMENTATION_BATCH_SIZE)
+    # what lets a GPU segment 256 windows at a time (GPU_SEGMENTATION_BATCH_SIZE)
     pipeline = load_models(random_weights, torch.device("cpu"))
     assert pipeline._segmentation.batch_size == BATCH_SIZE  # stock's on a CPU
-    scores = _scores_by_batch_size(pipeline, [32, 128, 7])
+    scores = _scores_by_batch_size(pipeline, [32, 256, 7])
     threshold = pipeline.segmentation.threshold
     # the same to the bit with torch 2.8 on this CPU; 6e-8 apart with torch 2.11
-    for size in (128, 7):
+    for size in (256, 7):
         np.testing.assert_allclose(scores[size], scores[32], rtol=0, atol=1e-6)
         np.testing.assert_array_equal(scores[size] > threshold, scores[32] > threshold)
 

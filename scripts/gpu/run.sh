@@ -11,8 +11,10 @@
 #
 # PLAN: "checks" (default: the GPU tests, ECAPA's forward pass side by side, the
 # segmentation model's batch sizes, 1 h in each precision, 10 min side by side with
-# stock, 4 h, the worst case, a profile, precision) or "profile" (where the exact
-# stage's time goes, then 1 h again). Steps run in order of importance, each within
+# stock, 4 h, the worst case, a profile, precision), "recheck" (after a change, in
+# about 4 minutes: which side TF32 reaches, the GPU tests, 1 h, 10 min side by side
+# with stock, ECAPA's forward, a profile) or "profile" (where the exact stage's time
+# goes, then 1 h again). Steps run in order of importance, each within
 # what is left of DEADLINE_S seconds; everything printed also goes to $OUT/log.txt.
 # QUICK=1 shrinks every input (a dry run on a CPU); PYTHON picks the interpreter
 # (default python3).
@@ -83,6 +85,17 @@ if [ "$PLAN" = checks ]; then
     step 45 scripts/profile_embeddings.py --minutes "$(m 3 0.15)" --oracle-activity --rows 12 \
         "${common[@]}"
     step 50 scripts/precision.py --minutes "$(m 3 0.15)" --oracle-activity --single-pass \
+        "${common[@]}"
+elif [ "$PLAN" = recheck ]; then
+    step 20 scripts/gpu/tf32_check.py
+    step 60 -m pytest -q -p no:cacheprovider -m gpu tests/test_exact_embeddings.py \
+        tests/test_ecapa_forward.py tests/test_single_pass.py tests/test_pipeline.py
+    step 90 scripts/benchmark.py --minutes "$(m 60 0.2)" --oracle-activity --only ours single-pass \
+        "${common[@]}"
+    step 90 scripts/benchmark.py --minutes "$(m 10 0.15)" --oracle-activity --only stock ours \
+        "${common[@]}"
+    step 30 scripts/ecapa_speed.py --batch 32 --frames "$(m 501 120)" --weights "$weights"
+    step 45 scripts/profile_embeddings.py --minutes "$(m 3 0.15)" --oracle-activity --rows 12 \
         "${common[@]}"
 else
     step 45 scripts/profile_embeddings.py --minutes "$(m 3 0.15)" --oracle-activity --rows 12 \
