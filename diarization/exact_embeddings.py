@@ -171,7 +171,7 @@ def embed(
     signals = masked_signals(
         windows.to(device, non_blocking=True), masks.to(device, non_blocking=True), width
     )
-    feats = _with_tensors_on(mods.compute_features, device)(signals)
+    feats = _with_window_on(mods.compute_features, device)(signals)
     # (batch, frames, 80)
     feats = _mean_normalise(mods.mean_var_norm, feats, host_to_device(normalised_frames, device))
     if ecapa is None:
@@ -179,24 +179,19 @@ def embed(
     return ecapa(feats, pooled_frames.long())
 
 
-def _with_tensors_on(fbank, device: torch.device):
-    """SpeechBrain's `Fbank` with its STFT window and filter frequencies on `device`.
+def _with_window_on(fbank, device: torch.device):
+    """SpeechBrain's `Fbank` with its STFT window on `device`.
 
-    They are plain tensors, not buffers, so moving the model leaves them on the host:
-    each call then copies the window to the device and builds the filter matrix on the
-    host and copies it too, and each of these copies waits for the device to finish
-    what it was given (two waits per batch, which kept the GPU from running ahead).
-    Moved once; the values are the same."""
-    stft, filterbank = fbank.compute_STFT, fbank.compute_fbanks
-    for module, name in ((stft, "window"), *((filterbank, n) for n in _FILTER_TENSORS)):
-        value = getattr(module, name)
-        if value.device != device and not isinstance(value, torch.nn.Parameter):
-            setattr(module, name, value.to(device))
+    The window is a plain tensor, not a buffer, so moving the model leaves it on the
+    host and every call copies it to the device, a copy that waits for the device to
+    finish the work queued before it (which kept the GPU from running ahead). Moved
+    once; the values are the same. (The filter bank builds its matrix on the host
+    and copies it on every call too, but it makes part of it on the host whatever
+    its tensors' device, so moving them breaks it: H200, 2026-11-26.)"""
+    stft = fbank.compute_STFT
+    if stft.window.device != device:
+        stft.window = stft.window.to(device)
     return fbank
-
-
-#: the filter bank's tensors that its forward turns into the filter matrix
-_FILTER_TENSORS = ("all_freqs_mat", "f_central", "band")
 
 
 def _num_frames(mods, num_samples: torch.Tensor) -> torch.Tensor:

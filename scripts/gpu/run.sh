@@ -87,11 +87,11 @@ if [ "$PLAN" = checks ]; then
     step 50 scripts/precision.py --minutes "$(m 3 0.15)" --oracle-activity --single-pass \
         "${common[@]}"
 elif [ "$PLAN" = recheck ]; then
+    step 90 scripts/benchmark.py --minutes "$(m 60 0.2)" --oracle-activity --only ours \
+        "${common[@]}"
     step 20 scripts/gpu/tf32_check.py
     step 60 -m pytest -q -p no:cacheprovider -m gpu tests/test_exact_embeddings.py \
         tests/test_ecapa_forward.py tests/test_single_pass.py tests/test_pipeline.py
-    step 90 scripts/benchmark.py --minutes "$(m 60 0.2)" --oracle-activity --only ours single-pass \
-        "${common[@]}"
     step 90 scripts/benchmark.py --minutes "$(m 10 0.15)" --oracle-activity --only stock ours \
         "${common[@]}"
     step 30 scripts/ecapa_speed.py --batch 32 --frames "$(m 501 120)" --weights "$weights"
