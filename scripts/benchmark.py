@@ -142,12 +142,14 @@ def run_child(
     embeddings_out: Path | None = None,
     oracle: bool = False,
     precision: str = "fp32",
+    embedding_batch: int | None = None,
 ) -> dict:
     """Run one pipeline in this process and return its figures (called in a child);
     its window embeddings go to `embeddings_out` (.npy) if given;
     `oracle` replaces the segmentation model's output by `oracle_segmentations` (the
-    model still runs: its time counts); `precision`
-    is our variants' (`diarization.precision`)."""
+    model still runs: its time counts); `precision` is our variants'
+    (`diarization.precision`); `embedding_batch` replaces the pipeline's pairs per
+    embedding batch (the values do not depend on it: `exact_embeddings`)."""
     import torch
 
     from diarization.audio import decode_audio
@@ -165,6 +167,8 @@ def run_child(
         precision=precision,
     )
     load_s = time.perf_counter() - started
+    if embedding_batch:
+        pipeline.embedding_batch_size = embedding_batch
     if oracle:
         use_oracle_segmentations(pipeline, audio, run_model=True)
     timer = _StageTimer(None)
@@ -368,6 +372,14 @@ def main() -> None:
         help="our variants run once per precision (diarization.precision; GPU only, "
         "a CPU computes fp32 whatever is asked); stock is always fp32",
     )
+    parser.add_argument(
+        "--embedding-batch",
+        nargs="+",
+        type=int,
+        default=[],
+        help="also run ours once per number of pairs per embedding batch, named ours-bN "
+        "(default for ours: 32 on a GPU, 4 on a CPU)",
+    )
     parser.add_argument("--clustering-scaling", action="store_true")
     parser.add_argument("--cold-start", action="store_true", help="time the Cog server to READY")
     parser.add_argument("--child", choices=VARIANTS, help=argparse.SUPPRESS)
@@ -384,6 +396,7 @@ def main() -> None:
             args.embeddings_out,
             args.oracle_activity,
             args.precision[0],
+            args.embedding_batch[0] if args.embedding_batch else None,
         )
         print(json.dumps(figures))
         return
@@ -414,11 +427,13 @@ def main() -> None:
         )
         print(f"\n{minutes:g} min of audio", flush=True)
         results = {}
-        for variant, precision in runs(variants, args.precision):
+        for variant, precision, batch in runs(variants, args.precision, args.embedding_batch):
             name = variant if precision == "fp32" else f"{variant}-{precision}"
+            name += f"-b{batch}" if batch else ""
             command = [sys.executable, __file__, "--child", variant, "--audio", str(audio)]
             command += ["--weights", str(weights), "--device", device]
             command += ["--precision", precision]
+            command += ["--embedding-batch", str(batch)] if batch else []
             command += ["--embeddings-out", str(work / f"{name}-{minutes:g}min.npy")]
             if args.oracle_activity:
                 command.append("--oracle-activity")
@@ -469,14 +484,16 @@ def print_run(name: str, r: dict) -> None:
     )
 
 
-def runs(variants: list[str], precisions: list[str]) -> list[tuple[str, str]]:
-    """(variant, precision) pairs to run: stock once in fp32, ours and single-pass
-    once per precision."""
+def runs(
+    variants: list[str], precisions: list[str], embedding_batches: list[int]
+) -> list[tuple[str, str, int | None]]:
+    """(variant, precision, embedding batch or None) to run: stock once in fp32, ours and
+    single-pass once per precision, then ours in fp32 once per embedding batch size."""
     return [
-        (variant, precision)
+        (variant, precision, None)
         for variant in variants
         for precision in (["fp32"] if variant == "stock" else precisions)
-    ]
+    ] + [("ours", "fp32", batch) for batch in embedding_batches]
 
 
 def cosine_summary(reference: np.ndarray, other: np.ndarray) -> str:
