@@ -63,12 +63,17 @@ step() {  # step LIMIT_S command...: run within LIMIT_S and what is left of DEAD
     pkill -f "benchmark.py --child" # what a step cut short left running
 }
 common=(--weights "$weights" --speakers "$CARRY/speakers")
+# steps more than one plan runs
+gpu_tests=(-m pytest -q -p no:cacheprovider -m gpu tests/test_exact_embeddings.py
+    tests/test_ecapa_forward.py tests/test_single_pass.py tests/test_pipeline.py)
+ecapa_speed=(scripts/ecapa_speed.py --batch 32 --frames "$(m 501 120)" --weights "$weights")
+profile=(scripts/profile_embeddings.py --minutes "$(m 3 0.15)" --oracle-activity --rows 12
+    "${common[@]}")
 
 if [ "$PLAN" = checks ]; then
-    step 60 -m pytest -q -p no:cacheprovider -m gpu tests/test_exact_embeddings.py \
-        tests/test_ecapa_forward.py tests/test_single_pass.py tests/test_pipeline.py
+    step 60 "${gpu_tests[@]}"
     # ECAPA's forward pass: SpeechBrain's convolutions against ecapa_forward's products
-    step 40 scripts/ecapa_speed.py --batch 32 --frames "$(m 501 120)" --weights "$weights"
+    step 40 "${ecapa_speed[@]}"
     # the segmentation model on 1 h (the oracle rows below replace it) at stock's batch
     # size and larger ones (GPU_SEGMENTATION_BATCH_SIZE)
     step 40 scripts/segmentation_speed.py --minutes "$(m 60 0.5)" --batch 32 128 256 \
@@ -82,8 +87,7 @@ if [ "$PLAN" = checks ]; then
     MALLOC_MMAP_THRESHOLD_=131072 step 100 scripts/memory_profile.py --minutes "$(m 240 0.25)" \
         --oracle-activity "${common[@]}"
     step 80 scripts/benchmark.py --minutes "$(m 10 0.15)" --only stock ours "${common[@]}"
-    step 45 scripts/profile_embeddings.py --minutes "$(m 3 0.15)" --oracle-activity --rows 12 \
-        "${common[@]}"
+    step 45 "${profile[@]}"
     step 50 scripts/precision.py --minutes "$(m 3 0.15)" --oracle-activity --single-pass \
         "${common[@]}"
 elif [ "$PLAN" = recheck ]; then
@@ -92,16 +96,13 @@ elif [ "$PLAN" = recheck ]; then
     step 120 scripts/benchmark.py --minutes "$(m 60 0.2)" --oracle-activity --only ours \
         --embedding-batch 64 128 "${common[@]}"
     step 20 scripts/gpu/tf32_check.py
-    step 60 -m pytest -q -p no:cacheprovider -m gpu tests/test_exact_embeddings.py \
-        tests/test_ecapa_forward.py tests/test_single_pass.py tests/test_pipeline.py
+    step 60 "${gpu_tests[@]}"
     step 90 scripts/benchmark.py --minutes "$(m 10 0.15)" --oracle-activity --only stock ours \
         "${common[@]}"
-    step 30 scripts/ecapa_speed.py --batch 32 --frames "$(m 501 120)" --weights "$weights"
-    step 45 scripts/profile_embeddings.py --minutes "$(m 3 0.15)" --oracle-activity --rows 12 \
-        "${common[@]}"
+    step 30 "${ecapa_speed[@]}"
+    step 45 "${profile[@]}"
 else
-    step 45 scripts/profile_embeddings.py --minutes "$(m 3 0.15)" --oracle-activity --rows 12 \
-        "${common[@]}"
+    step 45 "${profile[@]}"
     step 90 scripts/benchmark.py --minutes "$(m 60 0.2)" --oracle-activity --only ours single-pass \
         "${common[@]}"
     step 60 scripts/benchmark.py --minutes "$(m 240 0.25)" --oracle-activity --only single-pass \
