@@ -112,6 +112,31 @@ def padded_width(samples: int, quantum_samples: int) -> int:
     return -(-samples // quantum_samples) * quantum_samples
 
 
+def window_rows(
+    waveform: torch.Tensor, end: int, num_samples: int, device: torch.device
+) -> torch.Tensor:
+    """Every window of `num_samples` samples of `waveform`, by its first sample, on `device`.
+
+    The waveform is copied to the device once, with zeros up to `end` (the last
+    window's end), as pyannote pads a window past the end of the audio; `rows[starts]`
+    is then a batch of windows cut on the device in one step (pyannote crops each
+    window on the host, and the batch then went to the device in a copy).
+
+    Args:
+        waveform: (num_samples,) the audio.
+        end: the sample where the last window ends.
+        num_samples: samples per window.
+        device: where the windows are needed.
+
+    Returns:
+        (max(len(waveform), end) - num_samples + 1, num_samples) a view of the padded
+        waveform: row s is the window starting at sample s.
+    """
+    padded = torch.zeros(max(len(waveform), end), dtype=waveform.dtype, device=device)
+    padded[: len(waveform)] = waveform
+    return padded.unfold(0, num_samples, 1)
+
+
 def masked_signals(windows: torch.Tensor, masks: torch.Tensor, width: int) -> torch.Tensor:
     """Each window's samples under its mask, joined and zero-padded, as pyannote cuts them.
 
@@ -141,20 +166,22 @@ def embed(
     stock_width: torch.Tensor,
     width: int,
     ecapa: EcapaForward | None = None,
+    features: FbankFeatures | None = None,
 ) -> torch.Tensor:
     """ECAPA embeddings of a batch of (window, speaker) pairs, on the classifier's device.
 
     Args:
         classifier: a loaded SpeechBrain `EncoderClassifier` for
             speechbrain/spkrec-ecapa-voxceleb.
-        windows: (batch, num_samples) each pair's window (any device; pinned host
-            memory lets the copy overlap the model).
+        windows: (batch, num_samples) each pair's window (best on the classifier's
+            device already: `window_rows`).
         masks: (batch, num_frames) each pair's frame mask, 0 or 1.
         speech_samples: (batch,) on the host, the samples each mask keeps (what
             `masked_signals` keeps), so that nothing waits for the device.
         stock_width: (batch,) on the host, the width stock pads each pair to.
         width: samples to pad the signals to (`plan_batches`).
         ecapa: the classifier's embedding model's forward pass (built when not given).
+        features: the classifier's filter-bank features (built when not given).
 
     Returns:
         (batch, 192) embeddings on the classifier's device; the caller fetches
@@ -171,27 +198,59 @@ def embed(
     signals = masked_signals(
         windows.to(device, non_blocking=True), masks.to(device, non_blocking=True), width
     )
-    feats = _with_window_on(mods.compute_features, device)(signals)
+    if features is None:
+        features = FbankFeatures(mods.compute_features, device)
     # (batch, frames, 80)
-    feats = _mean_normalise(mods.mean_var_norm, feats, host_to_device(normalised_frames, device))
+    feats = _mean_normalise(
+        mods.mean_var_norm, features(signals), host_to_device(normalised_frames, device)
+    )
     if ecapa is None:
         ecapa = EcapaForward(mods.embedding_model)
     return ecapa(feats, pooled_frames.long())
 
 
-def _with_window_on(fbank, device: torch.device):
-    """SpeechBrain's `Fbank` with its STFT window on `device`.
+class FbankFeatures:
+    """SpeechBrain's `Fbank` (ECAPA's features), with what it rebuilds on every call
+    built once on the device.
 
-    The window is a plain tensor, not a buffer, so moving the model leaves it on the
-    host and every call copies it to the device, a copy that waits for the device to
-    finish the work queued before it (which kept the GPU from running ahead). Moved
-    once; the values are the same. (The filter bank builds its matrix on the host
-    and copies it on every call too, but it makes part of it on the host whatever
-    its tensors' device, so moving them breaks it: H200, 2026-11-26.)"""
-    stft = fbank.compute_STFT
-    if stft.window.device != device:
-        stft.window = stft.window.to(device)
-    return fbank
+    SpeechBrain keeps its STFT window as a plain tensor (not a buffer), left on the
+    host when the model moves, and its filter bank builds its matrix on the host on
+    every call (from its fixed centre frequencies and bands) and copies it to the
+    device. Each copy from ordinary host memory waits for the device to finish the
+    work queued before it, so on a GPU every batch waited for the one before (the
+    window's copy cost the H200 16 % of the exact stage's time, 2026-11-26). Here the
+    window is moved and the matrix built once, by the filter bank's own method; the
+    features are the same values. A filter bank that changes between calls (not
+    frozen, or randomised in training) runs its own forward.
+
+    Args:
+        fbank: `classifier.mods.compute_features`, SpeechBrain's `Fbank`.
+        device: where the classifier runs.
+    """
+
+    def __init__(self, fbank, device: torch.device):
+        self.fbank = fbank
+        stft, filters = fbank.compute_STFT, fbank.compute_fbanks
+        if stft.window.device != device:
+            stft.window = stft.window.to(device)
+        self.matrix = None
+        fixed = filters.freeze and not (filters.param_rand_factor != 0 and filters.training)
+        if fixed and not (fbank.deltas or fbank.context):
+            # Filterbank.forward's matrix, made as it makes it (on the host)
+            frequencies = filters.all_freqs_mat.shape[1]
+            centres = filters.f_central.repeat(frequencies, 1).transpose(0, 1)
+            bands = filters.band.repeat(frequencies, 1).transpose(0, 1)
+            self.matrix = filters._create_fbank_matrix(centres, bands).to(device)
+
+    def __call__(self, signals: torch.Tensor) -> torch.Tensor:
+        """(batch, frames, n_mels) features of (batch, samples) `signals`."""
+        from speechbrain.processing.features import spectral_magnitude
+
+        if self.matrix is None:
+            return self.fbank(signals)
+        filters = self.fbank.compute_fbanks
+        fbanks = torch.matmul(spectral_magnitude(self.fbank.compute_STFT(signals)), self.matrix)
+        return filters._amplitude_to_DB(fbanks) if filters.log_mel else fbanks
 
 
 def _num_frames(mods, num_samples: torch.Tensor) -> torch.Tensor:

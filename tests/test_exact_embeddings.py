@@ -11,7 +11,8 @@ from torch.nn.utils.rnn import pad_sequence
 from conftest import shared_file
 from diarization import exact_embeddings
 from diarization.audio import decode_audio
-from diarization.pyannote_pipeline import LocalSpeechBrainEmbedding
+from diarization.ecapa_forward import EcapaForward
+from diarization.pyannote_pipeline import LocalSpeechBrainEmbedding, load_models
 
 NUM_SAMPLES = 80000  # 5 s windows
 NUM_FRAMES = 293  # pyannote/segmentation's frames per window
@@ -83,22 +84,77 @@ def test_embeddings_are_pyannotes(ecapa):
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
 
 
-def test_the_stft_window_moves_to_the_device_once(random_weights):
-    # SpeechBrain leaves it on the host (a plain attribute), and each batch then waited
-    # for the GPU to copy it; "meta" stands in for a GPU on this machine
+def test_features_are_speechbrains_fbank(ecapa):
+    fbank = ecapa.classifier_.mods.compute_features
+    signals = _windows(3)[:, :24000]
+    signals[2, 9000:] = 0  # a padded row
+    with torch.inference_mode():
+        expected = fbank(signals)
+        features = exact_embeddings.FbankFeatures(fbank, torch.device("cpu"))
+        assert features.matrix is not None
+        torch.testing.assert_close(features(signals), expected, rtol=0, atol=0)
+
+
+def test_features_build_their_filter_matrix_once_on_the_device(random_weights, monkeypatch):
+    # SpeechBrain keeps its STFT window as a plain attribute (left on the host when the
+    # model moves) and builds its filter matrix on the host on every call: each copy
+    # to a GPU waited for the work queued before it. "meta" stands in for a GPU here.
     fbank = LocalSpeechBrainEmbedding(
         random_weights.embedding, torch.device("cpu")
     ).classifier_.mods.compute_features
-    window = fbank.compute_STFT.window
-    assert window.device.type == "cpu"
-    assert exact_embeddings._with_window_on(fbank, torch.device("meta")) is fbank
+    filters = fbank.compute_fbanks
+    built = []
+    create = filters._create_fbank_matrix
+    monkeypatch.setattr(filters, "_create_fbank_matrix", lambda *a: built.append(1) or create(*a))
+    features = exact_embeddings.FbankFeatures(fbank, torch.device("meta"))
     assert fbank.compute_STFT.window.device.type == "meta"
-    assert fbank.compute_STFT.window.shape == window.shape
-    # the features still compute on the moved window's device (the filter bank, whose
-    # matrix is partly made on the host, is left as it is)
+    assert features.matrix.device.type == "meta" and features.matrix.shape == (201, 80)
     signals = torch.zeros(2, 16000, device="meta")
     with torch.inference_mode():
-        assert fbank(signals).shape == (2, 101, 80)
+        for _ in range(3):
+            assert features(signals).shape == (2, 101, 80)
+    assert built == [1]
+    # SpeechBrain's own forward builds it on every call
+    with torch.inference_mode():
+        fbank(signals)
+        fbank(signals)
+    assert built == [1, 1, 1]
+
+
+def test_features_of_a_filter_bank_that_changes_are_its_own(ecapa):
+    fbank = ecapa.classifier_.mods.compute_features
+    signals = _windows(2)[:, :16000]
+    filters = fbank.compute_fbanks
+    filters.freeze = False  # learnable centre frequencies and bands: rebuilt each call
+    try:
+        features = exact_embeddings.FbankFeatures(fbank, torch.device("cpu"))
+        assert features.matrix is None
+        with torch.inference_mode():
+            filters.f_central.data += 1e-3  # moved since the features were made
+            torch.testing.assert_close(features(signals), fbank(signals), rtol=0, atol=0)
+    finally:
+        filters.freeze = True
+
+
+def test_window_rows_are_pyannotes_padded_crops(random_weights):
+    from pyannote.audio.core.io import Audio
+    from pyannote.core import SlidingWindow
+
+    fast = load_models(random_weights, torch.device("cpu"))
+    waveform = torch.from_numpy(
+        decode_audio(shared_file("real/pyannote_sample.wav"))[: 7 * 16000 + 123]
+    )
+    file = {"waveform": waveform[None], "sample_rate": 16000}
+    # pyannote's windows: 5 s every 0.5 s, the last ones past the end of the audio
+    window = SlidingWindow(start=0.0, duration=5.0, step=0.5)
+    num_chunks = 6
+    rows, starts = fast._window_rows(file, window, num_chunks, torch.device("cpu"))
+    got = rows[torch.from_numpy(starts)]
+    audio = Audio(sample_rate=16000, mono="downmix")
+    for c in range(num_chunks):
+        expected = audio.crop(file, window[c], duration=window.duration, mode="pad")[0][0]
+        torch.testing.assert_close(got[c], expected, rtol=0, atol=0)
+    assert (got[-1, 112123 - 120000 :] == 0).all()  # past the end: zeros, as pyannote pads
 
 
 def test_ecapa_reaches_65_frames_and_a_window(ecapa):
@@ -179,3 +235,48 @@ def test_on_a_gpu_the_embeddings_are_pyannotes(random_weights, whole_window, str
             width,
         )
     np.testing.assert_allclose(got.cpu().numpy(), expected, rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.gpu
+def test_on_a_gpu_a_batch_is_queued_without_waiting_for_the_gpu(random_weights):
+    # every wait of the host for the GPU kept it from queueing the next batch: the STFT
+    # window's and the filter matrix's copies from pageable memory did (H200, 2026-11-26)
+    cuda = torch.device("cuda")
+    classifier = LocalSpeechBrainEmbedding(random_weights.embedding, cuda).classifier_
+    ecapa = EcapaForward(classifier.mods.embedding_model)
+    features = exact_embeddings.FbankFeatures(classifier.mods.compute_features, cuda)
+    windows = torch.randn(8, NUM_SAMPLES, device=cuda)
+    masks = _masks(8, seed=6).to(cuda)
+    speech = _speech_samples(masks.cpu())
+    stock_width = torch.full_like(speech, int(speech.max()) + 5000)
+    with torch.inference_mode():
+        for width in (NUM_SAMPLES, NUM_SAMPLES - 4000):
+            batch = (windows, masks, speech, stock_width, width)
+            exact_embeddings.embed(classifier, *batch, ecapa=ecapa, features=features)
+            torch.cuda.synchronize()
+            torch.cuda.set_sync_debug_mode("error")
+            try:
+                queued = exact_embeddings.embed(classifier, *batch, ecapa=ecapa, features=features)
+            finally:
+                torch.cuda.set_sync_debug_mode("default")
+            assert queued.shape == (8, 192) and torch.isfinite(queued).all()
+
+
+def test_window_rows_stay_on_the_host_when_the_gpu_is_full(random_weights, monkeypatch, caplog):
+    from pyannote.core import SlidingWindow
+
+    fast = load_models(random_weights, torch.device("cpu"))
+    file = {"waveform": torch.ones(1, 6 * 16000), "sample_rate": 16000}
+    window_rows = exact_embeddings.window_rows
+
+    def full(waveform, end, num_samples, device):
+        if device.type != "cpu":  # "meta" pretends to be a full GPU
+            raise torch.OutOfMemoryError("CUDA out of memory (injected)")
+        return window_rows(waveform, end, num_samples, device)
+
+    monkeypatch.setattr(exact_embeddings, "window_rows", full)
+    window = SlidingWindow(start=0.0, duration=5.0, step=0.5)
+    rows, starts = fast._window_rows(file, window, 3, torch.device("meta"))
+    assert rows.device.type == "cpu" and rows.shape == (6 * 16000 - 80000 + 1, 80000)
+    assert starts.tolist() == [0, 8000, 16000]
+    assert "cutting windows on the host" in caplog.text

@@ -608,6 +608,103 @@ def test_to_diarization_gives_pyannotes_result(most_speakers):
     assert 0 < got.data.sum() < got.data.size
 
 
+@pytest.mark.parametrize("skip_average", [True, False])
+def test_aggregating_whole_numbers_gives_pyannotes_result(skip_average):
+    from pyannote.audio.core.inference import Inference
+    from pyannote.core import SlidingWindow, SlidingWindowFeature
+
+    from diarization.pyannote_stages import aggregate_whole_numbers
+
+    rng = np.random.default_rng(10)
+    frames = SlidingWindow(start=0.0, duration=0.0619375, step=0.016875)
+    windows = SlidingWindow(start=0.0, duration=5.0, step=0.5)
+    data = (rng.random((60, 293, 3)) < 0.4).astype(np.float32)
+    data[:, :, 2] *= 3  # counts
+    data[2, :, 1] = np.nan  # a cluster absent from a window
+    data[59, :, 0] = np.nan  # ... and from the last one: those frames are missing
+    fractions = data + 0.25
+    for scores, missing in ((data, 0.0), (data, np.nan), (fractions, 0.0)):
+        expected = Inference.aggregate(
+            SlidingWindowFeature(scores.copy(), windows),  # pyannote's sets NaN to 0
+            frames,
+            hamming=False,
+            missing=missing,
+            skip_average=skip_average,
+        )
+        got = aggregate_whole_numbers(
+            SlidingWindowFeature(scores, windows), frames, missing, skip_average
+        )
+        np.testing.assert_array_equal(got.data, expected.data)
+        assert got.data.dtype == expected.data.dtype
+        assert (got.sliding_window.start, got.sliding_window.step) == (
+            expected.sliding_window.start,
+            expected.sliding_window.step,
+        )
+    assert np.isnan(got.data).sum() == 0 and np.isnan(data).any()  # the input kept its NaN
+
+
+@pytest.mark.parametrize("warm_up", [(0.0, 0.0), (0.1, 0.1)])
+def test_speaker_count_gives_pyannotes_result(warm_up):
+    from pyannote.audio.pipelines.utils.diarization import SpeakerDiarizationMixin
+    from pyannote.core import SlidingWindow
+
+    from diarization.pyannote_stages import FastSpeakerDiarization
+
+    binarized = binarize(_segmentation_scores(80, seed=11), onset=0.5, initial_state=False)
+    frames = SlidingWindow(start=0.0, duration=0.0619375, step=0.016875)
+    expected = SpeakerDiarizationMixin.speaker_count(binarized, frames, warm_up=warm_up)
+    got = FastSpeakerDiarization.speaker_count(binarized, frames, warm_up=warm_up)
+    np.testing.assert_array_equal(got.data, expected.data)
+    assert got.data.dtype == np.uint8 and got.data.max() == 3
+
+
+@pytest.mark.parametrize("labels", [None, ["x", "y", "z"]])
+def test_fast_binarize_gives_pyannotes_annotation(labels):
+    from pyannote.audio.utils.signal import Binarize
+    from pyannote.core import SlidingWindow, SlidingWindowFeature
+
+    from diarization.pyannote_stages import FastBinarize
+
+    rng = np.random.default_rng(8)
+    # (frames, speakers) runs of activity, scores at and between the thresholds, NaN
+    data = np.repeat(rng.random((400, 3)), rng.integers(1, 30, 400), axis=0)
+    data[rng.random(data.shape) < 0.02] = 0.5
+    data[:5, 0] = 0.9  # active from the first frame
+    data[-3:, 1] = 0.9  # ... and to the last
+    data[100:130, 2] = np.nan
+    frames = SlidingWindow(start=0.0, duration=0.0619375, step=0.016875)
+    scores = SlidingWindowFeature(data, frames, labels=labels)
+    options = [
+        dict(onset=0.5, offset=0.5),
+        dict(onset=0.7, offset=0.3),
+        dict(onset=0.5, min_duration_off=0.58),  # the final diarization's
+        dict(onset=0.6, offset=0.4, min_duration_on=0.1, min_duration_off=0.2),
+        dict(onset=0.3, offset=0.7),  # onset below offset: pyannote's loop
+        dict(onset=0.5, pad_onset=0.1),  # padded: pyannote's
+    ]
+    for kwargs in options:
+        expected = Binarize(**kwargs)(scores)
+        got = FastBinarize(**kwargs)(scores)
+        assert list(got.itertracks(yield_label=True)) == list(expected.itertracks(yield_label=True))
+        assert len(got) > 20
+
+
+def test_to_annotation_gives_pyannotes_result():
+    from pyannote.audio.pipelines.utils.diarization import SpeakerDiarizationMixin
+    from pyannote.core import SlidingWindow, SlidingWindowFeature
+
+    from diarization.pyannote_stages import FastSpeakerDiarization
+
+    rng = np.random.default_rng(9)
+    binary = np.repeat(rng.random((300, 4)), rng.integers(1, 40, 300), axis=0) < 0.3
+    frames = SlidingWindow(start=0.0, duration=0.0619375, step=0.016875)
+    discrete = SlidingWindowFeature(binary.astype(np.float32), frames)
+    expected = SpeakerDiarizationMixin.to_annotation(discrete, min_duration_off=0.58)
+    got = FastSpeakerDiarization.to_annotation(discrete, min_duration_off=0.58)
+    assert list(got.itertracks(yield_label=True)) == list(expected.itertracks(yield_label=True))
+    assert len(got.labels()) == 4
+
+
 def test_a_diarization_binarizes_in_blocks_and_restores_pyannotes_function(diarizer, monkeypatch):
     from pyannote.audio.pipelines import speaker_diarization
 
