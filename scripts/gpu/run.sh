@@ -12,9 +12,9 @@
 # PLAN: "checks" (default: the GPU tests, ECAPA's forward pass side by side, the
 # segmentation model's batch sizes, 1 h in each precision, 10 min side by side with
 # stock, 4 h, the worst case, a profile, precision), "recheck" (after a change, in
-# about 5 minutes: 1 h with 32, 64 and 128 pairs per embedding batch, which side TF32
-# reaches, the GPU tests, 10 min side by side with stock, ECAPA's forward, a profile) or "profile" (where the exact stage's time
-# goes, then 1 h again). Steps run in order of importance, each within
+# about 5 minutes: the GPU tests, 1 h with 32, 64 and 128 pairs per embedding batch,
+# 10 min side by side with stock, a profile, ECAPA's forward) or "profile" (where the
+# exact stage's time goes, then 1 h again). Steps run in order of importance, each within
 # what is left of DEADLINE_S seconds; everything printed also goes to $OUT/log.txt.
 # QUICK=1 shrinks every input (a dry run on a CPU); PYTHON picks the interpreter
 # (default python3).
@@ -91,16 +91,17 @@ if [ "$PLAN" = checks ]; then
     step 50 scripts/precision.py --minutes "$(m 3 0.15)" --oracle-activity --single-pass \
         "${common[@]}"
 elif [ "$PLAN" = recheck ]; then
+    # first the GPU tests: among them, that a batch of the exact stage queues on the GPU
+    # without waiting for it (torch.cuda.set_sync_debug_mode)
+    step 60 "${gpu_tests[@]}"
     # the exact stage is host-bound on a GPU (docs/performance.md): more pairs per batch,
     # fewer batches; the values do not depend on it
     step 120 scripts/benchmark.py --minutes "$(m 60 0.2)" --oracle-activity --only ours \
         --embedding-batch 64 128 "${common[@]}"
-    step 20 scripts/gpu/tf32_check.py
-    step 60 "${gpu_tests[@]}"
     step 90 scripts/benchmark.py --minutes "$(m 10 0.15)" --oracle-activity --only stock ours \
         "${common[@]}"
-    step 30 "${ecapa_speed[@]}"
     step 45 "${profile[@]}"
+    step 30 "${ecapa_speed[@]}"
 else
     step 45 "${profile[@]}"
     step 90 scripts/benchmark.py --minutes "$(m 60 0.2)" --oracle-activity --only ours single-pass \
