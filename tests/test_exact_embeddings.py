@@ -136,25 +136,57 @@ def test_features_of_a_filter_bank_that_changes_are_its_own(ecapa):
         filters.freeze = True
 
 
-def test_window_rows_are_pyannotes_padded_crops(random_weights):
+def _file_and_crops(seconds: float, num_chunks: int):
+    """An in-memory file, pyannote's 5 s windows every 0.5 s over it (the last ones past
+    its end) and pyannote's crops of them."""
     from pyannote.audio.core.io import Audio
     from pyannote.core import SlidingWindow
 
-    fast = load_models(random_weights, torch.device("cpu"))
-    waveform = torch.from_numpy(
-        decode_audio(shared_file("real/pyannote_sample.wav"))[: 7 * 16000 + 123]
-    )
-    file = {"waveform": waveform[None], "sample_rate": 16000}
-    # pyannote's windows: 5 s every 0.5 s, the last ones past the end of the audio
+    audio = decode_audio(shared_file("real/pyannote_sample.wav"))[: int(seconds * 16000)]
+    file = {"waveform": torch.from_numpy(audio)[None], "sample_rate": 16000}
     window = SlidingWindow(start=0.0, duration=5.0, step=0.5)
-    num_chunks = 6
-    rows, starts = fast._window_rows(file, window, num_chunks, torch.device("cpu"))
-    got = rows[torch.from_numpy(starts)]
-    audio = Audio(sample_rate=16000, mono="downmix")
-    for c in range(num_chunks):
-        expected = audio.crop(file, window[c], duration=window.duration, mode="pad")[0][0]
-        torch.testing.assert_close(got[c], expected, rtol=0, atol=0)
-    assert (got[-1, 112123 - 120000 :] == 0).all()  # past the end: zeros, as pyannote pads
+    crop = Audio(sample_rate=16000, mono="downmix").crop
+    crops = [crop(file, window[c], duration=5.0, mode="pad")[0][0] for c in range(num_chunks)]
+    return file, window, torch.stack(crops)
+
+
+def test_windows_on_the_device_are_pyannotes_padded_crops():
+    from diarization.pyannote_stages import windows_on_device
+
+    file, window, crops = _file_and_crops(7.0077, 6)
+    assert (crops[-1, 112123 - 120000 :] == 0).all()  # past the end: zeros
+    chunks = np.array([5, 0, 3, 3, 1])  # in batch order, a window for two pairs
+    cut = windows_on_device(file["waveform"], 16000, window, chunks, torch.device("cpu"))
+    torch.testing.assert_close(cut(slice(0, 5)), crops[chunks], rtol=0, atol=0)
+    torch.testing.assert_close(cut(slice(2, 4)), crops[[3, 3]], rtol=0, atol=0)
+
+
+def test_on_the_cpu_windows_are_cut_from_the_audio_without_a_copy(random_weights, monkeypatch):
+    # a copy of 4 hours would cost 0.9 GB of host memory
+    fast = load_models(random_weights, torch.device("cpu"))
+    monkeypatch.setattr(exact_embeddings, "window_rows", None)  # not called
+    file, window, crops = _file_and_crops(7.0077, 6)
+    chunks = np.array([4, 5, 0])
+    cut = fast._window_cutter(file, window, chunks, torch.device("cpu"))
+    torch.testing.assert_close(cut(slice(0, 3)), crops[chunks], rtol=0, atol=0)
+
+
+def test_windows_are_cut_on_the_host_when_the_gpu_is_full(random_weights, monkeypatch, caplog):
+    fast = load_models(random_weights, torch.device("cpu"))
+    window_rows = exact_embeddings.window_rows
+
+    def full(waveform, end, num_samples, device):
+        if device.type != "cpu":  # "meta" pretends to be a full GPU
+            raise torch.OutOfMemoryError("CUDA out of memory (injected)")
+        return window_rows(waveform, end, num_samples, device)
+
+    monkeypatch.setattr(exact_embeddings, "window_rows", full)
+    file, window, crops = _file_and_crops(6.0, 3)
+    cut = fast._window_cutter(file, window, np.array([2, 1]), torch.device("meta"))
+    got = cut(slice(0, 2))
+    assert got.device.type == "cpu"
+    torch.testing.assert_close(got, crops[[2, 1]], rtol=0, atol=0)
+    assert "cutting windows on the host" in caplog.text
 
 
 def test_ecapa_reaches_65_frames_and_a_window(ecapa):
@@ -260,23 +292,3 @@ def test_on_a_gpu_a_batch_is_queued_without_waiting_for_the_gpu(random_weights):
             finally:
                 torch.cuda.set_sync_debug_mode("default")
             assert queued.shape == (8, 192) and torch.isfinite(queued).all()
-
-
-def test_window_rows_stay_on_the_host_when_the_gpu_is_full(random_weights, monkeypatch, caplog):
-    from pyannote.core import SlidingWindow
-
-    fast = load_models(random_weights, torch.device("cpu"))
-    file = {"waveform": torch.ones(1, 6 * 16000), "sample_rate": 16000}
-    window_rows = exact_embeddings.window_rows
-
-    def full(waveform, end, num_samples, device):
-        if device.type != "cpu":  # "meta" pretends to be a full GPU
-            raise torch.OutOfMemoryError("CUDA out of memory (injected)")
-        return window_rows(waveform, end, num_samples, device)
-
-    monkeypatch.setattr(exact_embeddings, "window_rows", full)
-    window = SlidingWindow(start=0.0, duration=5.0, step=0.5)
-    rows, starts = fast._window_rows(file, window, 3, torch.device("meta"))
-    assert rows.device.type == "cpu" and rows.shape == (6 * 16000 - 80000 + 1, 80000)
-    assert starts.tolist() == [0, 8000, 16000]
-    assert "cutting windows on the host" in caplog.text

@@ -238,6 +238,24 @@ def test_fast_embedding_stage_matches_stock_and_skips_inactive_pairs(
     assert sum(embedded) == int((~np.isnan(got[:, :, 0])).sum()) < got.shape[0] * 3
 
 
+@pytest.mark.gpu
+def test_on_a_gpu_the_fast_embedding_stage_matches_stock(two_speaker_weights, strict_fp32):
+    # the audio, masks and window starts on the GPU once, each batch cut there
+    cuda = torch.device("cuda")
+    stock = load_models(two_speaker_weights, cuda, stock=True)
+    fast = load_models(two_speaker_weights, cuda)
+    waveform = np.random.default_rng(3).normal(0, 0.1, 9 * 16000 + 77).astype(np.float32)
+    file = {"waveform": torch.from_numpy(waveform)[None], "sample_rate": 16000, "uri": "x"}
+    with torch.inference_mode():
+        scores = fast.get_segmentations(file)
+        binarized = binarize(scores, onset=fast.segmentation.threshold, initial_state=False)
+        got = fast.get_embeddings(file, binarized, exclude_overlap=True)
+        expected = stock.get_embeddings(file, binarized, exclude_overlap=True)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
+    assert not np.isnan(got[:, :2]).all()
+    np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-4)
+
+
 def test_fast_embedding_stage_pads_each_pair_as_stock_does(two_speaker_weights, monkeypatch):
     # stock pads each batch of 8 pairs (in window order) to its longest speech: a
     # pair's embedding depends on that width, so ours embeds each as in its batch
