@@ -123,8 +123,7 @@ def aggregate_whole_numbers(
     skip_average=skip_average)` (the overlap-add of windows' frame scores into one
     timeline) with array operations, for whole-number scores (0, 1, counts, NaN): the
     two aggregations of a diarization (7200 windows, 1 hour: 0.26 s -> 0.08 s each on 2
-    cores).
-    pyannote adds the windows one at a time in Python; here `np.bincount` adds
+    cores). pyannote adds the windows one at a time in Python; here `np.bincount` adds
     `AGGREGATE_BLOCK_WINDOWS` at a time. Sums of whole numbers do not depend on their
     order, so the result is the same; other scores go to pyannote's. Unlike pyannote's,
     the scores' NaN are left as they are."""
@@ -201,10 +200,10 @@ def windows_on_device(
 class FastBinarize(Binarize):
     """pyannote's `Binarize` (scores to an annotation of active regions) with its loop
     over frames as array operations: the same regions, the same annotation (the
-    annotation stage of 1 hour: 0.81 s -> 0.25 s on 2 cores). pyannote builds a `Segment` per
-    frame for its timestamps and walks every frame of every speaker in Python. Anything
-    its loop does not reduce to a frame's last defined state (an onset below the
-    offset, fewer than two frames, padded regions) goes to pyannote's."""
+    annotation stage of 1 hour: 0.81 s -> 0.25 s on 2 cores). pyannote builds a
+    `Segment` per frame for its timestamps and walks every frame of every speaker in
+    Python. Anything its loop does not reduce to a frame's last defined state (an onset
+    below the offset, fewer than two frames, padded regions) goes to pyannote's."""
 
     def __call__(self, scores: SlidingWindowFeature) -> Annotation:
         num_frames, _ = scores.data.shape
@@ -227,7 +226,7 @@ class FastBinarize(Binarize):
             edges = np.flatnonzero(state[1:] != state[:-1]).reshape(-1, 2)
             # a region still active at the end ends on the last frame
             ends = timestamps[np.minimum(edges[:, 1], num_frames - 1)]
-            for start, end in zip(timestamps[edges[:, 0]], ends, strict=True):
+            for start, end in zip(timestamps[edges[:, 0]].tolist(), ends.tolist(), strict=True):
                 active[Segment(start, end), k] = label
         # pyannote's steps after its loop
         if self.min_duration_off > 0.0:
