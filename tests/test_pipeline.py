@@ -577,7 +577,7 @@ def test_binarizing_in_blocks_gives_pyannotes_result(monkeypatch):
     assert got[3, :, 1].all() and got[4, :40, 2].all()
 
 
-def test_reconstruct_gives_pyannotes_result(diarizer):
+def test_reconstruct_gives_pyannotes_result(diarizer, monkeypatch):
     from pyannote.audio.pipelines import SpeakerDiarization
     from pyannote.core import SlidingWindow, SlidingWindowFeature
 
@@ -586,6 +586,8 @@ def test_reconstruct_gives_pyannotes_result(diarizer):
     rng = np.random.default_rng(2)
     hard_clusters = rng.integers(0, 4, size=(40, 3))
     hard_clusters[5, 2] = -2  # an inactive local speaker
+    hard_clusters[7] = [1, 1, 1]  # three local speakers in one cluster: their maximum
+    binarized.data[7, 10, 1] = np.nan  # pyannote's maximum keeps a NaN
     frames = pipeline._segmentation.model.receptive_field
     count = pipeline.speaker_count(binarized, frames, warm_up=(0.0, 0.0))
     assert isinstance(count.sliding_window, SlidingWindow)
@@ -594,6 +596,12 @@ def test_reconstruct_gives_pyannotes_result(diarizer):
     assert isinstance(got, SlidingWindowFeature)
     np.testing.assert_array_equal(got.data, expected.data)
     assert got.data.any()
+    # ... and the clustered windows before their aggregation, NaN included
+    monkeypatch.setattr(pipeline, "to_diarization", lambda clustered, count: clustered)
+    expected = SpeakerDiarization.reconstruct(pipeline, binarized, hard_clusters, count)
+    got = pipeline.reconstruct(binarized, hard_clusters, count)
+    np.testing.assert_array_equal(got.data, expected.data)
+    assert np.isnan(got.data[7, 10, 1]) and got.data.dtype == np.float32
 
 
 @pytest.mark.parametrize("most_speakers", [2, 3, 5])  # 5: more than the local speakers
