@@ -22,6 +22,9 @@ Values are SpeechBrain's up to the order of floating-point sums (tests compare t
 with the module on its own inputs). On 2 CPU cores, side by side with the module on
 the same batches of five-second rows (scripts/ecapa_speed.py): 1.3x for batches of 4,
 1.3-1.9x for 32; on an H200, strict fp32, 1.45x for 32 (docs/performance.md).
+
+The model's input, SpeechBrain's filter-bank features, is `FbankFeatures`: the same
+values without the copies to the device SpeechBrain makes on every call.
 """
 
 from __future__ import annotations
@@ -198,6 +201,50 @@ class EcapaForward(torch.nn.Module):
             mean = (attention * x32).sum(dim=1)
             variance = (x32 - mean[:, None]).square_().mul_(attention).sum(dim=1)
             return torch.cat([mean, variance.clamp(self.eps).sqrt()], dim=1).to(x.dtype)
+
+
+class FbankFeatures:
+    """SpeechBrain's `Fbank` (ECAPA's features), with what it rebuilds on every call
+    built once on the device.
+
+    SpeechBrain keeps its STFT window as a plain tensor (not a buffer), left on the
+    host when the model moves, and its filter bank builds its matrix on the host on
+    every call (from its fixed centre frequencies and bands) and copies it to the
+    device. Each copy from ordinary host memory waits for the device to finish the
+    work queued before it, so on a GPU every batch waited for the one before (the
+    window's copy cost the H200 16 % of the exact stage's time, 2026-11-26). Here the
+    window is moved and the matrix built once, by the filter bank's own method; the
+    features are the same values. A filter bank that changes between calls (not
+    frozen, or randomised in training) runs its own forward.
+
+    Args:
+        fbank: `classifier.mods.compute_features`, SpeechBrain's `Fbank`.
+        device: where the classifier runs.
+    """
+
+    def __init__(self, fbank, device: torch.device):
+        self.fbank = fbank
+        stft, filters = fbank.compute_STFT, fbank.compute_fbanks
+        if stft.window.device != device:
+            stft.window = stft.window.to(device)
+        self.matrix = None
+        fixed = filters.freeze and not (filters.param_rand_factor != 0 and filters.training)
+        if fixed and not (fbank.deltas or fbank.context):
+            # Filterbank.forward's matrix, made as it makes it (on the host)
+            frequencies = filters.all_freqs_mat.shape[1]
+            centres = filters.f_central.repeat(frequencies, 1).transpose(0, 1)
+            bands = filters.band.repeat(frequencies, 1).transpose(0, 1)
+            self.matrix = filters._create_fbank_matrix(centres, bands).to(device)
+
+    def __call__(self, signals: torch.Tensor) -> torch.Tensor:
+        """(batch, frames, n_mels) features of (batch, samples) `signals`."""
+        from speechbrain.processing.features import spectral_magnitude
+
+        if self.matrix is None:
+            return self.fbank(signals)
+        filters = self.fbank.compute_fbanks
+        fbanks = torch.matmul(spectral_magnitude(self.fbank.compute_STFT(signals)), self.matrix)
+        return filters._amplitude_to_DB(fbanks) if filters.log_mel else fbanks
 
 
 class _Tdnn:

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from diarization.ecapa_forward import EcapaForward
+from diarization.ecapa_forward import EcapaForward, FbankFeatures
 
 SAMPLE_RATE = 16000
 #: fbank hop: one feature frame every 10 ms, centred on sample 160 k.
@@ -78,6 +78,8 @@ class SinglePassEcapa:
             raise ValueError(f"single-pass embeddings need ECAPA: {self.ecapa.unsupported}")
         self.chunk_seconds = chunk_seconds
         self.compute_type = compute_type
+        # SpeechBrain's Fbank without its per-call copies to the device
+        self._features = FbankFeatures(classifier.mods.compute_features, self.device)
 
     @property
     def device(self) -> torch.device:
@@ -96,7 +98,7 @@ class SinglePassEcapa:
                 the attention's first layer.
         """
         lengths = torch.ones(len(waveforms), device=waveforms.device)
-        feats = self._mods.compute_features(waveforms)
+        feats = self._features(waveforms)
         # normalisation statistics over the chunk
         feats = self._mods.mean_var_norm(feats, lengths)
         enabled = self.compute_type is not None

@@ -30,7 +30,7 @@ from pyannote.audio.utils.signal import Binarize, binarize
 from pyannote.core import Annotation, Segment, SlidingWindow, SlidingWindowFeature
 
 from diarization import exact_embeddings, host_memory
-from diarization.ecapa_forward import EcapaForward
+from diarization.ecapa_forward import EcapaForward, FbankFeatures
 from diarization.ecapa_single_pass import SinglePassEcapa
 from diarization.fast_clustering import BoundedAgglomerativeClustering
 from diarization.precision import autocast_type, precision_scope
@@ -277,15 +277,15 @@ class FastSpeakerDiarization(StockSpeakerDiarization):
             self._ecapa = EcapaForward(model)
         return self._ecapa
 
-    def _features(self) -> exact_embeddings.FbankFeatures:
-        """The embedding model's features (`exact_embeddings.FbankFeatures`) on its
+    def _features(self) -> FbankFeatures:
+        """The embedding model's features (`FbankFeatures`) on its
         device, the same object for as long as the classifier stays there."""
         classifier = self._embedding.classifier_
         key = (classifier, classifier.device)
         if self._fbank is None or self._fbank[0] != key:
             self._fbank = (
                 key,
-                exact_embeddings.FbankFeatures(classifier.mods.compute_features, classifier.device),
+                FbankFeatures(classifier.mods.compute_features, classifier.device),
             )
         return self._fbank[1]
 

@@ -11,7 +11,7 @@ from torch.nn.utils.rnn import pad_sequence
 from conftest import shared_file
 from diarization import exact_embeddings
 from diarization.audio import decode_audio
-from diarization.ecapa_forward import EcapaForward
+from diarization.ecapa_forward import EcapaForward, FbankFeatures
 from diarization.pyannote_pipeline import LocalSpeechBrainEmbedding, load_models
 
 NUM_SAMPLES = 80000  # 5 s windows
@@ -90,7 +90,7 @@ def test_features_are_speechbrains_fbank(ecapa):
     signals[2, 9000:] = 0  # a padded row
     with torch.inference_mode():
         expected = fbank(signals)
-        features = exact_embeddings.FbankFeatures(fbank, torch.device("cpu"))
+        features = FbankFeatures(fbank, torch.device("cpu"))
         assert features.matrix is not None
         torch.testing.assert_close(features(signals), expected, rtol=0, atol=0)
 
@@ -106,7 +106,7 @@ def test_features_build_their_filter_matrix_once_on_the_device(random_weights, m
     built = []
     create = filters._create_fbank_matrix
     monkeypatch.setattr(filters, "_create_fbank_matrix", lambda *a: built.append(1) or create(*a))
-    features = exact_embeddings.FbankFeatures(fbank, torch.device("meta"))
+    features = FbankFeatures(fbank, torch.device("meta"))
     assert fbank.compute_STFT.window.device.type == "meta"
     assert features.matrix.device.type == "meta" and features.matrix.shape == (201, 80)
     signals = torch.zeros(2, 16000, device="meta")
@@ -127,7 +127,7 @@ def test_features_of_a_filter_bank_that_changes_are_its_own(ecapa):
     filters = fbank.compute_fbanks
     filters.freeze = False  # learnable centre frequencies and bands: rebuilt each call
     try:
-        features = exact_embeddings.FbankFeatures(fbank, torch.device("cpu"))
+        features = FbankFeatures(fbank, torch.device("cpu"))
         assert features.matrix is None
         with torch.inference_mode():
             filters.f_central.data += 1e-3  # moved since the features were made
@@ -276,7 +276,7 @@ def test_on_a_gpu_a_batch_is_queued_without_waiting_for_the_gpu(random_weights):
     cuda = torch.device("cuda")
     classifier = LocalSpeechBrainEmbedding(random_weights.embedding, cuda).classifier_
     ecapa = EcapaForward(classifier.mods.embedding_model)
-    features = exact_embeddings.FbankFeatures(classifier.mods.compute_features, cuda)
+    features = FbankFeatures(classifier.mods.compute_features, cuda)
     windows = torch.randn(8, NUM_SAMPLES, device=cuda)
     masks = _masks(8, seed=6).to(cuda)
     speech = _speech_samples(masks.cpu())

@@ -37,6 +37,21 @@ def test_pooling_a_whole_window_reproduces_ecapa(ecapa):
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
 
 
+def test_the_trunk_builds_the_filter_matrix_once(ecapa, monkeypatch):
+    # SpeechBrain's Fbank builds it on the host and copies it to the device every call
+    filters = ecapa.classifier_.mods.compute_features.compute_fbanks
+    built = []
+    create = filters._create_fbank_matrix
+    monkeypatch.setattr(filters, "_create_fbank_matrix", lambda *a: built.append(1) or create(*a))
+    single_pass = SinglePassEcapa(ecapa.classifier_)
+    windows = torch.stack([_speech(3.0, 1.0), _speech(3.0, 9.0)])
+    with torch.inference_mode():
+        first = single_pass.trunk(windows)[0]
+        second = single_pass.trunk(windows)[0]
+    assert built == [1]
+    torch.testing.assert_close(first, second, rtol=0, atol=0)
+
+
 def test_masked_pooling_is_ecapas_pooling_over_the_active_frames(ecapa):
     single_pass = SinglePassEcapa(ecapa.classifier_)
     model = ecapa.classifier_.mods.embedding_model
