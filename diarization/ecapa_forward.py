@@ -238,10 +238,16 @@ class FbankFeatures:
 
     def __call__(self, signals: torch.Tensor) -> torch.Tensor:
         """(batch, frames, n_mels) features of (batch, samples) `signals`."""
-        from speechbrain.processing.features import spectral_magnitude
-
         if self.matrix is None:
             return self.fbank(signals)
+        return self._features(signals)
+
+    # in float32 under a GPU's autocast too, as SpeechBrain's `Fbank.forward` (its
+    # `fwd_default_precision` is this decorator): the power spectrum overflows float16
+    @torch.amp.custom_fwd(device_type="cuda", cast_inputs=torch.float32)
+    def _features(self, signals: torch.Tensor) -> torch.Tensor:
+        from speechbrain.processing.features import spectral_magnitude
+
         filters = self.fbank.compute_fbanks
         fbanks = torch.matmul(spectral_magnitude(self.fbank.compute_STFT(signals)), self.matrix)
         return filters._amplitude_to_DB(fbanks) if filters.log_mel else fbanks

@@ -292,3 +292,18 @@ def test_on_a_gpu_a_batch_is_queued_without_waiting_for_the_gpu(random_weights):
             finally:
                 torch.cuda.set_sync_debug_mode("default")
             assert queued.shape == (8, 192) and torch.isfinite(queued).all()
+
+
+@pytest.mark.gpu
+def test_on_a_gpu_features_stay_float32_under_autocast(random_weights, strict_fp32):
+    # as SpeechBrain's Fbank: its power spectrum overflows float16
+    cuda = torch.device("cuda")
+    fbank = LocalSpeechBrainEmbedding(
+        random_weights.embedding, cuda
+    ).classifier_.mods.compute_features
+    features = FbankFeatures(fbank, cuda)
+    signals = torch.randn(4, 32000, device=cuda)
+    with torch.inference_mode(), torch.autocast("cuda", dtype=torch.float16):
+        expected, got = fbank(signals), features(signals)
+    assert got.dtype == expected.dtype == torch.float32
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-4)
