@@ -512,10 +512,12 @@ class FastSpeakerDiarization(StockSpeakerDiarization):
         )
         if hook is not None:
             hook("embeddings", None, total=len(batches), completed=0)
-        # Every pair's window start and mask in batch order, on the model's device once,
-        # so that a batch's inputs are slices and one indexing there (stock pyannote
-        # crops and copies pair by pair, batch by batch).
-        order = np.concatenate([batch for batch, _ in batches]) if batches else pairs[:0, 0]
+        if not batches:
+            return embeddings
+        # Every pair's mask in batch order on the model's device once (on a GPU the audio
+        # too: `_window_cutter`), so that a batch's inputs are slices there (stock
+        # pyannote crops and copies pair by pair, batch by batch).
+        order = np.concatenate([batch for batch, _ in batches])
         chunks, speakers = pairs[order, 0], pairs[order, 1]
         device = self._embedding.classifier_.device
         cut = self._window_cutter(file, window, chunks, device)

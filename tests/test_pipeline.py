@@ -256,6 +256,21 @@ def test_on_a_gpu_the_fast_embedding_stage_matches_stock(two_speaker_weights, st
     np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-4)
 
 
+def test_fast_embedding_stage_without_speech_runs_nothing(random_weights, monkeypatch):
+    fast = load_models(random_weights, torch.device("cpu"))
+    file = {"waveform": torch.zeros(1, 8 * 16000), "sample_rate": 16000, "uri": "x"}
+    with torch.inference_mode():
+        scores = fast.get_segmentations(file)
+    silent = SlidingWindowFeature(np.zeros_like(scores.data), scores.sliding_window)
+    monkeypatch.setattr(exact_embeddings, "embed", None)  # never called
+    monkeypatch.setattr(fast, "_window_cutter", None)  # the audio is not cut either
+    progress = []
+    hook = lambda step, artifact, total=None, completed=None: progress.append((total, completed))  # noqa: E731
+    got = fast.get_embeddings(file, silent, exclude_overlap=True, hook=hook)
+    assert got.shape == (len(scores.data), 3, 192) and np.isnan(got).all()
+    assert progress == [(0, 0)]
+
+
 def test_fast_embedding_stage_pads_each_pair_as_stock_does(two_speaker_weights, monkeypatch):
     # stock pads each batch of 8 pairs (in window order) to its longest speech: a
     # pair's embedding depends on that width, so ours embeds each as in its batch
