@@ -16,6 +16,7 @@ import contextlib
 import functools
 import logging
 import math
+from collections.abc import Mapping
 
 import numpy as np
 import torch
@@ -313,7 +314,8 @@ class FastSpeakerDiarization(StockSpeakerDiarization):
         while True:
             try:
                 with self._host_memory(inference.device):
-                    return super().get_segmentations(file, hook=hook)
+                    on_device = self._audio_on(file, inference.device)
+                    return super().get_segmentations(on_device, hook=hook)
             except (MemoryError, torch.OutOfMemoryError):
                 # pyannote turns CUDA out-of-memory into MemoryError
                 _release_gpu_memory()
@@ -328,6 +330,25 @@ class FastSpeakerDiarization(StockSpeakerDiarization):
                     inference.to(torch.device("cpu"))
                 else:
                     raise
+
+    @staticmethod
+    def _audio_on(file, device: torch.device):
+        """`file` with its in-memory audio on `device` when that is a GPU, for the
+        segmentation: pyannote's inference cuts its overlapping windows from the
+        audio it is given and copies each batch to the model's device, so from the
+        host a batch of 256 five-second windows is 82 MB gathered and copied for
+        every 8 MB of new audio; from the GPU nothing is copied after the audio
+        (1 hour: 230 MB once instead of 2.3 GB). The windows' values are the same.
+        Without GPU memory for it, the audio stays where it is."""
+        waveform = file.get("waveform") if isinstance(file, Mapping) else None
+        if device.type != "cuda" or waveform is None or waveform.device == device:
+            return file
+        try:
+            return {**file, "waveform": waveform.to(device)}
+        except torch.OutOfMemoryError:
+            _release_gpu_memory()
+            logger.warning("no GPU memory for the audio: segmentation copies each batch")
+            return file
 
     @staticmethod
     def speaker_count(binarized_segmentations, frames, warm_up=(0.1, 0.1)):

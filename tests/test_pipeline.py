@@ -510,6 +510,39 @@ def test_segmentation_scores_do_not_depend_on_the_batch_size(random_weights):
         np.testing.assert_array_equal(scores[size] > threshold, scores[32] > threshold)
 
 
+def test_segmentation_audio_goes_to_the_gpu_only(random_weights, monkeypatch, caplog):
+    from diarization.pyannote_stages import FastSpeakerDiarization
+
+    file = {"waveform": torch.zeros(1, 16000), "sample_rate": 16000}
+    assert FastSpeakerDiarization._audio_on(file, torch.device("cpu")) is file
+    moved = []
+
+    def to(self, device, *args, **kwargs):  # a pretend GPU that is full
+        moved.append(device)
+        raise torch.OutOfMemoryError("CUDA out of memory (injected)")
+
+    monkeypatch.setattr(torch.Tensor, "to", to)
+    assert FastSpeakerDiarization._audio_on(file, torch.device("cuda")) is file
+    assert moved == [torch.device("cuda")]
+    assert "segmentation copies each batch" in caplog.text
+
+
+@pytest.mark.gpu
+def test_on_a_gpu_segmentation_from_the_audio_there_is_pyannotes(random_weights):
+    from pyannote.audio.pipelines import SpeakerDiarization
+
+    fast = load_models(random_weights, torch.device("cuda"))
+    waveform = np.random.default_rng(12).normal(0, 0.1, 70 * 16000).astype(np.float32)
+    file = {"waveform": torch.from_numpy(waveform)[None], "sample_rate": 16000, "uri": "x"}
+    moved = fast._audio_on(file, torch.device("cuda"))
+    assert moved["waveform"].is_cuda and not file["waveform"].is_cuda
+    got = fast.get_segmentations(file)
+    expected = SpeakerDiarization.get_segmentations(fast, file)  # batches copied from the host
+    np.testing.assert_allclose(got.data, expected.data, rtol=0, atol=1e-6)
+    threshold = fast.segmentation.threshold
+    np.testing.assert_array_equal(got.data > threshold, expected.data > threshold)
+
+
 @pytest.mark.gpu
 def test_on_a_gpu_segmentation_runs_in_larger_batches_with_the_same_decisions(random_weights):
     from diarization.pyannote_pipeline import GPU_SEGMENTATION_BATCH_SIZE
