@@ -14,7 +14,7 @@
 # stock, 4 h, the worst case, a profile, precision), "recheck" (after a change, in
 # about 5 minutes: the GPU tests, 1 h with 32, 64 and 128 pairs per embedding batch,
 # 10 min side by side with stock, a profile, ECAPA's forward, segmentation in batches
-# of 256 and 512) or "profile" (where the exact stage's time goes, then 1 h again).
+# of 256 and 512, its audio on the GPU or copied from the host) or "profile" (where the exact stage's time goes, then 1 h again).
 # Steps run in order of importance, each within what is left of DEADLINE_S seconds;
 # everything printed also goes to $OUT/log.txt.
 # QUICK=1 shrinks every input (a dry run on a CPU); PYTHON picks the interpreter
@@ -104,8 +104,9 @@ elif [ "$PLAN" = recheck ]; then
     step 45 "${profile[@]}"
     step 30 "${ecapa_speed[@]}"
     # 128 -> 256 windows per batch took 1 h's segmentation from 1.57 to 1.32 s: and 512?
-    step 40 scripts/segmentation_speed.py --minutes "$(m 60 0.5)" --batch 256 512 \
-        --weights "$weights"
+    # and with the audio on the GPU once against pyannote's batches copied from the host
+    step 50 scripts/segmentation_speed.py --minutes "$(m 60 0.5)" --batch 256 512 \
+        --host-audio --weights "$weights"
 else
     step 45 "${profile[@]}"
     step 90 scripts/benchmark.py --minutes "$(m 60 0.2)" --oracle-activity --only ours single-pass \
