@@ -14,7 +14,8 @@
 # stock, 4 h, the worst case, a profile, precision), "recheck" (after a change, in
 # about 5 minutes: the GPU tests, 1 h with 32, 64 and 128 pairs per embedding batch,
 # 10 min side by side with stock, a profile, ECAPA's forward, segmentation in batches
-# of 256 and 512, its audio on the GPU or copied from the host) or "profile" (where the exact stage's time goes, then 1 h again).
+# of 256 and 512, its audio on the GPU or copied from the host) or "profile" (where
+# the exact stage's time goes, then 1 h again).
 # Steps run in order of importance, each within what is left of DEADLINE_S seconds;
 # everything printed also goes to $OUT/log.txt.
 # QUICK=1 shrinks every input (a dry run on a CPU); PYTHON picks the interpreter
