@@ -314,10 +314,11 @@ class FastSpeakerDiarization(StockSpeakerDiarization):
         while True:
             try:
                 with self._host_memory(inference.device):
-                    on_device = self._audio_on(file, inference.device)
-                    return super().get_segmentations(on_device, hook=hook)
+                    audio_there = self._audio_on(file, inference.device)
+                    return super().get_segmentations(audio_there, hook=hook)
             except (MemoryError, torch.OutOfMemoryError):
                 # pyannote turns CUDA out-of-memory into MemoryError
+                audio_there = None  # the audio's copy on the GPU: freed with the rest
                 _release_gpu_memory()
                 if inference.batch_size > 1:
                     inference.batch_size //= 2
