@@ -15,6 +15,7 @@ from pyannote.core import SlidingWindowFeature
 
 from conftest import ROOT, check_output_shape, shared_file, write_wav
 from diarization import AudioDecodeError, Diarizer, SpeakerCount, WeightsError, exact_embeddings
+from diarization.audio import decode_audio
 from diarization.ecapa_single_pass import SinglePassEcapa
 from diarization.fast_clustering import (
     BoundedAgglomerativeClustering,
@@ -254,6 +255,23 @@ def test_on_a_gpu_the_fast_embedding_stage_matches_stock(two_speaker_weights, st
     np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
     assert not np.isnan(got[:, :2]).all()
     np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-4)
+
+
+def test_fast_pipeline_gives_stocks_diarization(two_speaker_weights):
+    # every stage replaced here (segmentation's audio, binarizing, counting, embeddings,
+    # clustering, reconstruction, annotation) against pyannote's, end to end
+    stock = load_models(two_speaker_weights, torch.device("cpu"), stock=True)
+    fast = load_models(two_speaker_weights, torch.device("cpu"))
+    audio = decode_audio(shared_file("real/pyannote_sample.wav"))[: 16 * 16000]
+    file = {"waveform": torch.from_numpy(audio)[None], "sample_rate": 16000, "uri": "x"}
+    # three clusters: random weights alone find one speaker everywhere
+    options = dict(num_speakers=3, return_embeddings=True)
+    with torch.inference_mode():
+        expected, expected_centroids = stock(dict(file), **options)
+        got, centroids = fast(dict(file), **options)
+    assert list(got.itertracks(yield_label=True)) == list(expected.itertracks(yield_label=True))
+    np.testing.assert_allclose(centroids, expected_centroids, rtol=1e-4, atol=1e-5)
+    assert len(got) > 3 and len(got.labels()) == 3
 
 
 def test_fast_embedding_stage_without_speech_runs_nothing(random_weights, monkeypatch):
