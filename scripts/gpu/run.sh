@@ -73,7 +73,7 @@ profile=(scripts/profile_embeddings.py --minutes "$(m 3 0.15)" --oracle-activity
     "${common[@]}")
 
 if [ "$PLAN" = checks ]; then
-    step 60 "${gpu_tests[@]}"
+    step 90 "${gpu_tests[@]}"
     # ECAPA's forward pass: SpeechBrain's convolutions against ecapa_forward's products
     step 40 "${ecapa_speed[@]}"
     # the segmentation model on 1 h (the oracle rows below replace it) at stock's batch
@@ -95,7 +95,7 @@ if [ "$PLAN" = checks ]; then
 elif [ "$PLAN" = recheck ]; then
     # first the GPU tests: among them, that a batch of the exact stage queues on the GPU
     # without waiting for it (torch.cuda.set_sync_debug_mode)
-    step 60 "${gpu_tests[@]}"
+    step 90 "${gpu_tests[@]}"
     # the exact stage is host-bound on a GPU (docs/performance.md): more pairs per batch,
     # fewer batches; the values do not depend on it
     step 120 scripts/benchmark.py --minutes "$(m 60 0.2)" --oracle-activity --only ours \
