@@ -29,6 +29,8 @@ device:
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -135,6 +137,31 @@ def window_rows(
     padded = torch.zeros(max(len(waveform), end), dtype=waveform.dtype, device=device)
     padded[: len(waveform)] = waveform
     return padded.unfold(0, num_samples, 1)
+
+
+def windows_on_device(
+    waveform: torch.Tensor,
+    sample_rate: int,
+    window,
+    chunks: np.ndarray,
+    device: torch.device,
+):
+    """`cut(these)`: the windows of `chunks[these]` on `device`, each as pyannote's
+    `Audio.crop(file, window[c], duration=window.duration, mode="pad")` cuts it from
+    `waveform` (1, num_samples): the audio goes to the device once, zero-padded
+    (`window_rows`), with each chunk's first sample, and a batch's
+    windows are one indexing there."""
+    num_samples = math.floor(window.duration * sample_rate)
+    # pyannote's crop starts at floor(start * sample_rate)
+    firsts = np.array(
+        [math.floor(window[c].start * sample_rate) for c in range(int(chunks.max(initial=0)) + 1)]
+    )
+    if firsts.min() < 0:
+        raise ValueError("windows are expected to start inside the audio")
+    end = int(firsts.max()) + num_samples
+    rows = window_rows(waveform[0], end, num_samples, device)
+    starts = torch.from_numpy(firsts[chunks]).to(device)
+    return lambda these: rows[starts[these]]
 
 
 def masked_signals(windows: torch.Tensor, masks: torch.Tensor, width: int) -> torch.Tensor:

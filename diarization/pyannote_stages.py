@@ -4,16 +4,16 @@
 benchmarks and tests compare with). `FastSpeakerDiarization` is the same pipeline
 with the same answer: its embedding stage skips what stock throws away and embeds
 each pair as in its stock batch (`exact_embeddings`, `ecapa_forward`), its
-binarization, aggregation and annotation loop over arrays instead of frames, its
-clustering is bounded in memory, and out of GPU memory a stage retries with smaller
-batches, then on the CPU. `SinglePassSpeakerDiarization`
-swaps in the approximate single-pass embeddings (`ecapa_single_pass`).
+binarization, aggregation and annotation work on arrays instead of looping over
+frames (`pyannote_frames`), its clustering is bounded in memory, and out of GPU
+memory a stage retries with smaller batches, then on the CPU.
+`SinglePassSpeakerDiarization` swaps in the approximate single-pass embeddings
+(`ecapa_single_pass`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import math
 from collections.abc import Mapping
@@ -27,14 +27,19 @@ from pyannote.audio.core.io import Audio
 from pyannote.audio.pipelines import SpeakerDiarization, speaker_diarization
 from pyannote.audio.pipelines.clustering import AgglomerativeClustering
 from pyannote.audio.pipelines.speaker_verification import SpeechBrainPretrainedSpeakerEmbedding
-from pyannote.audio.utils.signal import Binarize, binarize
-from pyannote.core import Annotation, Segment, SlidingWindow, SlidingWindowFeature
+from pyannote.audio.utils.signal import binarize
+from pyannote.core import SlidingWindowFeature
 
 from diarization import exact_embeddings, host_memory
 from diarization.ecapa_forward import EcapaForward, FbankFeatures
 from diarization.ecapa_single_pass import SinglePassEcapa
 from diarization.fast_clustering import BoundedAgglomerativeClustering
 from diarization.precision import autocast_type, precision_scope
+from diarization.pyannote_frames import (
+    FastBinarize,
+    aggregate_whole_numbers,
+    binarize_in_blocks,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -48,10 +53,6 @@ IN_FLIGHT_BATCHES = 2
 #: On a GPU, embedding batches free to choose their width pad to a multiple of this
 #: (0.25 s), so that cuDNN builds plans for a few widths and reuses them.
 GPU_WIDTH_QUANTUM_SAMPLES = 4000
-#: Windows binarized at a time (see `binarize_in_blocks`).
-BINARIZE_BLOCK_WINDOWS = 2048
-#: Windows aggregated at a time (see `aggregate_whole_numbers`).
-AGGREGATE_BLOCK_WINDOWS = 2048
 
 
 class StockSpeakerDiarization(SpeakerDiarization):
@@ -75,170 +76,6 @@ class StockSpeakerDiarization(SpeakerDiarization):
         self.clustering = AgglomerativeClustering(metric=embedding.metric)
 
 
-def binarize_in_blocks(scores, onset=0.5, offset=None, initial_state=None):
-    """pyannote's `binarize` of (window, frame, speaker) scores: the same values, faster
-    and in half the memory.
-
-    pyannote builds a Python list of every row's well-defined frame indices (1.0 s
-    on 1 hour, and 1.5 GB of temporaries on 4 hours); here `_hysteresis` finds each
-    frame's state with array operations, over blocks of `BINARIZE_BLOCK_WINDOWS`
-    windows. The 0.0 and 1.0 are float32 where pyannote's are float64 (0.6 GB on 4
-    hours, alive to the end of the pipeline). Anything but 3-d scores and a single
-    initial state goes to pyannote's.
-    """
-    data = getattr(scores, "data", None)
-    if data is None or data.ndim != 3 or not isinstance(initial_state, bool | None):
-        return binarize(scores, onset=onset, offset=offset, initial_state=initial_state)
-    # 0.0 or 1.0, shaped as the scores
-    binarized = np.empty(data.shape, dtype=np.float32)
-    for i in range(0, len(data), BINARIZE_BLOCK_WINDOWS):
-        block = data[i : i + BINARIZE_BLOCK_WINDOWS].transpose(0, 2, 1)
-        state = _hysteresis(block, onset, offset, initial_state)
-        binarized[i : i + BINARIZE_BLOCK_WINDOWS] = state.transpose(0, 2, 1)
-    return SlidingWindowFeature(binarized, scores.sliding_window)
-
-
-def _hysteresis(scores: np.ndarray, onset: float, offset: float | None, initial_state):
-    """pyannote's `binarize_ndarray` along the last axis (frames): a frame is on when
-    the last frame at or before it with a score above `onset` or below `offset` is
-    above `onset`; before any such frame, the initial state (None: the first score
-    against the mean of the two thresholds)."""
-    offset = offset or onset  # as pyannote reads it
-    scores = np.nan_to_num(scores)
-    if initial_state is None:
-        initial = scores[..., 0] >= 0.5 * (onset + offset)
-    else:
-        initial = np.full(scores.shape[:-1], initial_state)
-    on = scores > onset
-    defined = (scores < offset) | on
-    # (..., num_frames) the last defined frame at or before each frame, else -1
-    last = np.maximum.accumulate(np.where(defined, np.arange(scores.shape[-1]), -1), axis=-1)
-    state = np.take_along_axis(on, np.maximum(last, 0), axis=-1)
-    return np.where(last >= 0, state, initial[..., None])
-
-
-def aggregate_whole_numbers(
-    scores: SlidingWindowFeature, frames, missing: float = np.nan, skip_average: bool = False
-) -> SlidingWindowFeature:
-    """pyannote's `Inference.aggregate(scores, frames, hamming=False, missing=missing,
-    skip_average=skip_average)` (the overlap-add of windows' frame scores into one
-    timeline) with array operations, for whole-number scores (0, 1, counts, NaN): the
-    two aggregations of a diarization (7200 windows, 1 hour: 0.26 s -> 0.08 s each on 2
-    cores). pyannote adds the windows one at a time in Python; here `np.bincount` adds
-    `AGGREGATE_BLOCK_WINDOWS` at a time. Sums of whole numbers do not depend on their
-    order, so the result is the same; other scores go to pyannote's. Unlike pyannote's,
-    the scores' NaN are left as they are."""
-    data = scores.data
-    num_chunks, per_chunk, num_classes = data.shape
-    pyannotes = functools.partial(
-        Inference.aggregate,
-        scores,
-        frames,
-        hamming=False,
-        missing=missing,
-        skip_average=skip_average,
-    )
-    if num_chunks == 0:
-        return pyannotes()
-    chunks = scores.sliding_window
-    frames = SlidingWindow(start=chunks.start, duration=frames.duration, step=frames.step)
-    num_frames = (
-        frames.closest_frame(
-            chunks.start + chunks.duration + (num_chunks - 1) * chunks.step + 0.5 * frames.duration
-        )
-        + 1
-    )
-    # (num_chunks,) each window's first frame, as pyannote finds it
-    starts = np.array(
-        [frames.closest_frame(chunks[c].start + 0.5 * frames.duration) for c in range(num_chunks)]
-    )
-    # (per_chunk * num_classes,) where a window's values land after its first frame's
-    offsets = (np.arange(per_chunk)[:, None] * num_classes + np.arange(num_classes)).ravel()
-    # sums and counts of values per (frame, class), exact in float64
-    total = np.zeros(num_frames * num_classes)
-    count = np.zeros(num_frames * num_classes)
-    for first in range(0, num_chunks, AGGREGATE_BLOCK_WINDOWS):
-        rows = slice(first, first + AGGREGATE_BLOCK_WINDOWS)
-        valid = ~np.isnan(data[rows].ravel())
-        values = np.where(valid, data[rows].ravel(), 0)
-        if np.any(values != np.round(values)):
-            return pyannotes()
-        index = (starts[rows, None] * num_classes + offsets).ravel()
-        total += np.bincount(index, weights=values, minlength=len(total))
-        count += np.bincount(index, weights=valid, minlength=len(count))
-    total = total.reshape(num_frames, num_classes).astype(np.float32)
-    count = count.reshape(num_frames, num_classes).astype(np.float32)
-    average = total if skip_average else total / np.maximum(count, 1e-12)
-    average[count == 0] = missing
-    return SlidingWindowFeature(average, frames)
-
-
-def windows_on_device(
-    waveform: torch.Tensor,
-    sample_rate: int,
-    window: SlidingWindow,
-    chunks: np.ndarray,
-    device: torch.device,
-):
-    """`cut(these)`: the windows of `chunks[these]` on `device`, each as pyannote's
-    `Audio.crop(file, window[c], duration=window.duration, mode="pad")` cuts it from
-    `waveform` (1, num_samples): the audio goes to the device once, zero-padded
-    (`exact_embeddings.window_rows`), with each chunk's first sample, and a batch's
-    windows are one indexing there."""
-    num_samples = math.floor(window.duration * sample_rate)
-    # pyannote's crop starts at floor(start * sample_rate)
-    firsts = np.array(
-        [math.floor(window[c].start * sample_rate) for c in range(int(chunks.max(initial=0)) + 1)]
-    )
-    if firsts.min() < 0:
-        raise ValueError("windows are expected to start inside the audio")
-    end = int(firsts.max()) + num_samples
-    rows = exact_embeddings.window_rows(waveform[0], end, num_samples, device)
-    starts = torch.from_numpy(firsts[chunks]).to(device)
-    return lambda these: rows[starts[these]]
-
-
-class FastBinarize(Binarize):
-    """pyannote's `Binarize` (scores to an annotation of active regions) with its loop
-    over frames as array operations: the same regions, the same annotation (the
-    annotation stage of 1 hour: 0.81 s -> 0.25 s on 2 cores). pyannote builds a
-    `Segment` per frame for its timestamps and walks every frame of every speaker in
-    Python. Anything its loop does not reduce to a frame's last defined state (an onset
-    below the offset, fewer than two frames, padded regions) goes to pyannote's."""
-
-    def __call__(self, scores: SlidingWindowFeature) -> Annotation:
-        num_frames, _ = scores.data.shape
-        if num_frames < 2 or self.onset < self.offset or self.pad_onset or self.pad_offset:
-            return super().__call__(scores)
-        window = scores.sliding_window
-        # each frame's middle, computed as pyannote's `window[i].middle`
-        starts = window.start + np.arange(num_frames) * window.step
-        timestamps = 0.5 * (starts + (starts + window.duration))
-        active = Annotation()
-        for k, k_scores in enumerate(scores.data.T):
-            label = k if scores.labels is None else scores.labels[k]
-            # a frame switches on above onset, off below offset, else keeps its state
-            # (NaN included); before any switch it is off
-            on = k_scores > self.onset
-            switches = (k_scores < self.offset) | on
-            last = np.maximum.accumulate(np.where(switches, np.arange(num_frames), -1))
-            state = np.concatenate([[False], (last >= 0) & on[np.maximum(last, 0)], [False]])
-            # (regions, 2) first active frame, first inactive frame after it
-            edges = np.flatnonzero(state[1:] != state[:-1]).reshape(-1, 2)
-            # a region still active at the end ends on the last frame
-            ends = timestamps[np.minimum(edges[:, 1], num_frames - 1)]
-            for start, end in zip(timestamps[edges[:, 0]].tolist(), ends.tolist(), strict=True):
-                active[Segment(start, end), k] = label
-        # pyannote's steps after its loop
-        if self.min_duration_off > 0.0:
-            active = active.support(collar=self.min_duration_off)
-        if self.min_duration_on > 0:
-            for segment, track in list(active.itertracks()):
-                if segment.duration < self.min_duration_on:
-                    del active[segment, track]
-        return active
-
-
 class FastSpeakerDiarization(StockSpeakerDiarization):
     """The same pipeline with a faster embedding stage and the same answer.
 
@@ -250,7 +87,7 @@ class FastSpeakerDiarization(StockSpeakerDiarization):
     on the model's device from inputs put there once (`exact_embeddings`), ECAPA
     computed with fewer operations (`ecapa_forward`); only the pairs it shares the
     model call with differ. The host stages between the models work on arrays
-    (`binarize_in_blocks`, `aggregate_whole_numbers`, `FastBinarize`). On the
+    (`pyannote_frames`). On the
     CPU the model stages reuse their temporaries' memory (`host_memory`). The
     clustering's memory is bounded and its linkage faster (`fast_clustering`), with
     the same dendrogram.
@@ -466,12 +303,15 @@ class FastSpeakerDiarization(StockSpeakerDiarization):
         """`cut(these)`: (len(chunks[these]), num_samples) the windows of `chunks[these]`,
         each as pyannote's `Audio.crop(file, window[c], duration=window.duration,
         mode="pad")` cuts it. On a GPU from the audio put there once
-        (`windows_on_device`); on the CPU, or without GPU memory for the audio,
-        pyannote's crops of the audio in memory (a copy of 4 hours of it would raise
-        the peak RSS by 0.9 GB, for under a millisecond per batch of CPU work)."""
+        (`exact_embeddings.windows_on_device`); on the CPU, or without GPU memory for
+        the audio, pyannote's crops of the audio in memory (a copy of 4 hours of it
+        would raise the peak RSS by 0.9 GB, for under a millisecond per batch of CPU
+        work)."""
         if device.type != "cpu":
             try:
-                return windows_on_device(*self._audio(file), window, chunks, device)
+                return exact_embeddings.windows_on_device(
+                    *self._audio(file), window, chunks, device
+                )
             except torch.OutOfMemoryError:
                 _release_gpu_memory()
                 logger.warning("no GPU memory for the audio: cutting windows on the host")

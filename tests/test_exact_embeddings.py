@@ -151,12 +151,12 @@ def _file_and_crops(seconds: float, num_chunks: int):
 
 
 def test_windows_on_the_device_are_pyannotes_padded_crops():
-    from diarization.pyannote_stages import windows_on_device
-
     file, window, crops = _file_and_crops(7.0077, 6)
     assert (crops[-1, 112123 - 120000 :] == 0).all()  # past the end: zeros
     chunks = np.array([5, 0, 3, 3, 1])  # in batch order, a window for two pairs
-    cut = windows_on_device(file["waveform"], 16000, window, chunks, torch.device("cpu"))
+    cut = exact_embeddings.windows_on_device(
+        file["waveform"], 16000, window, chunks, torch.device("cpu")
+    )
     torch.testing.assert_close(cut(slice(0, 5)), crops[chunks], rtol=0, atol=0)
     torch.testing.assert_close(cut(slice(2, 4)), crops[[3, 3]], rtol=0, atol=0)
 

@@ -23,13 +23,14 @@ from diarization.fast_clustering import (
     linkage_by_matrix_products,
     linkage_in_place,
 )
+from diarization.pyannote_frames import binarize_in_blocks
 from diarization.pyannote_pipeline import (
     CPU_EMBEDDING_BATCH_SIZE,
     HYPERPARAMETERS,
     PyannotePipeline,
     load_models,
 )
-from diarization.pyannote_stages import BATCH_SIZE, binarize_in_blocks
+from diarization.pyannote_stages import BATCH_SIZE
 from diarization.weights import FETCH_COMMAND
 
 
@@ -287,7 +288,10 @@ def test_fast_embedding_stage_without_speech_runs_nothing(random_weights, monkey
     monkeypatch.setattr(exact_embeddings, "embed", None)  # never called
     monkeypatch.setattr(fast, "_window_cutter", None)  # the audio is not cut either
     progress = []
-    hook = lambda step, artifact, total=None, completed=None: progress.append((total, completed))  # noqa: E731
+
+    def hook(step, artifact, total=None, completed=None):
+        progress.append((total, completed))
+
     got = fast.get_embeddings(file, silent, exclude_overlap=True, hook=hook)
     assert got.shape == (len(scores.data), 3, 192) and np.isnan(got).all()
     assert progress == [(0, 0)]
@@ -627,7 +631,7 @@ def _segmentation_scores(num_windows: int, seed: int = 0):
 
 
 def test_binarizing_in_blocks_gives_pyannotes_result(monkeypatch):
-    import diarization.pyannote_stages as module
+    import diarization.pyannote_frames as module
 
     monkeypatch.setattr(module, "BINARIZE_BLOCK_WINDOWS", 7)
     scores = _segmentation_scores(50)
@@ -709,7 +713,7 @@ def test_aggregating_whole_numbers_gives_pyannotes_result(skip_average):
     from pyannote.audio.core.inference import Inference
     from pyannote.core import SlidingWindow, SlidingWindowFeature
 
-    from diarization.pyannote_stages import aggregate_whole_numbers
+    from diarization.pyannote_frames import aggregate_whole_numbers
 
     rng = np.random.default_rng(10)
     frames = SlidingWindow(start=0.0, duration=0.0619375, step=0.016875)
@@ -759,7 +763,7 @@ def test_fast_binarize_gives_pyannotes_annotation(labels):
     from pyannote.audio.utils.signal import Binarize
     from pyannote.core import SlidingWindow, SlidingWindowFeature
 
-    from diarization.pyannote_stages import FastBinarize
+    from diarization.pyannote_frames import FastBinarize
 
     rng = np.random.default_rng(8)
     # (frames, speakers) runs of activity, scores at and between the thresholds, NaN
