@@ -57,6 +57,13 @@ def _hysteresis(scores: np.ndarray, onset: float, offset: float | None, initial_
         initial = scores[..., 0] >= 0.5 * (onset + offset)
     else:
         initial = np.full(scores.shape[:-1], initial_state)
+    return _switched_state(scores, onset, offset, initial)
+
+
+def _switched_state(scores: np.ndarray, onset: float, offset: float, initial: np.ndarray):
+    """(..., num_frames) each frame's state along the last axis: switched on above
+    `onset`, off below `offset`, else (NaN too) the state of the frame before; before
+    any switch, `initial` (shaped as the scores without their last axis)."""
     on = scores > onset
     defined = (scores < offset) | on
     # (..., num_frames) the last defined frame at or before each frame, else -1
@@ -140,12 +147,9 @@ class FastBinarize(Binarize):
         active = Annotation()
         for k, k_scores in enumerate(scores.data.T):
             label = k if scores.labels is None else scores.labels[k]
-            # a frame switches on above onset, off below offset, else keeps its state
-            # (NaN included); before any switch it is off
-            on = k_scores > self.onset
-            switches = (k_scores < self.offset) | on
-            last = np.maximum.accumulate(np.where(switches, np.arange(num_frames), -1))
-            state = np.concatenate([[False], (last >= 0) & on[np.maximum(last, 0)], [False]])
+            # pyannote's loop keeps a frame's state through NaN; before any switch, off
+            state = _switched_state(k_scores, self.onset, self.offset, np.array(False))
+            state = np.concatenate([[False], state, [False]])
             # (regions, 2) first active frame, first inactive frame after it
             edges = np.flatnonzero(state[1:] != state[:-1]).reshape(-1, 2)
             # a region still active at the end ends on the last frame
