@@ -47,8 +47,13 @@ HYPERPARAMETERS = {
 DEFAULT_CLUSTERING_THRESHOLD = HYPERPARAMETERS["clustering"]["threshold"]
 #: Embedding batch size on a CPU. ECAPA's activations for 32 windows of 5 s overflow
 #: the caches: on 2 cores, 93 embeddings took 18.8 s in batches of 32, 11.6-11.9 s in
-#: batches of 2-4 and 13.2 s one by one (2026-11-25). GPUs keep stock's 32.
+#: batches of 2-4 and 13.2 s one by one (2026-11-25).
 CPU_EMBEDDING_BATCH_SIZE = 4
+#: Embedding batch size on a GPU (stock's is 32; the values do not depend on it,
+#: `exact_embeddings`). 1 h on an H200, exact fp32: embeddings 5.37 s in batches of
+#: 32, 4.70 s of 64 (peak GPU 2.4 GB allocated), 4.39 s of 128 (4.3 GB, over the 4 GB
+#: bound); the same embeddings to 3e-7 (scripts/benchmark.py, 2026-11-26).
+GPU_EMBEDDING_BATCH_SIZE = 64
 #: Segmentation batch size on a GPU. Each window's scores do not depend on the rest
 #: of its batch (on the CPU the same at 7, 32 and 256 to 1e-7, tested), and the
 #: model's LSTM steps through a window's 293 frames one after the other whatever
@@ -183,9 +188,42 @@ def load_models(
             pipeline.embedding_batch_size = CPU_EMBEDDING_BATCH_SIZE
         if not stock and device.type == "cuda":
             pipeline.segmentation_batch_size = GPU_SEGMENTATION_BATCH_SIZE
+            pipeline.embedding_batch_size = GPU_EMBEDDING_BATCH_SIZE
     if printed.getvalue():
         logger.debug("while loading: %s", printed.getvalue().strip())
     return pipeline
+
+
+#: Seconds of audio `warm_up` runs the pipeline on.
+WARM_UP_SECONDS = 10.0
+
+
+def warm_up(pipeline: SpeakerDiarization, seconds: float = WARM_UP_SECONDS) -> None:
+    """Run `pipeline` once on `seconds` of low noise with every local speaker taken as
+    active, so that every stage runs whatever the weights find in noise. On a GPU the
+    first call of a process loads CUDA's kernels, creates cuBLAS's and cuDNN's handles
+    and plans the FFTs; run at load, that no longer lands on the first request. Any
+    pyannote `SpeakerDiarization` (stock too); its state is as before afterwards."""
+    noise = np.random.default_rng(0).normal(0.0, 0.01, round(seconds * 16000))
+    file = {"waveform": torch.from_numpy(noise.astype(np.float32))[None], "sample_rate": 16000}
+    own = vars(pipeline).get("get_segmentations")  # one set on this pipeline, if any
+    segment = pipeline.get_segmentations
+
+    def everyone_active(file, hook=None):
+        scores = segment(file, hook=hook)
+        # (num_chunks, num_frames, local_speakers)
+        return SlidingWindowFeature(np.ones_like(scores.data), scores.sliding_window)
+
+    pipeline.get_segmentations = everyone_active
+    try:
+        with torch.inference_mode(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            pipeline({**file, "uri": "warm-up"})
+    finally:
+        if own is None:
+            del pipeline.get_segmentations
+        else:
+            pipeline.get_segmentations = own
 
 
 def _quiet_loggers(*names: str) -> None:
@@ -219,9 +257,15 @@ class PyannotePipeline:
     ) -> PyannotePipeline:
         """Load from a weights folder; `device` defaults to `pick_device()`;
         `single_pass` picks the approximate embeddings, `precision` how the networks
-        compute on a GPU (see `load_models`)."""
+        compute on a GPU (see `load_models`). On a GPU the pipeline is warmed up
+        (`warm_up`)."""
         device = device or pick_device()
-        return cls(load_models(layout, device, single_pass=single_pass, precision=precision))
+        pipeline = load_models(layout, device, single_pass=single_pass, precision=precision)
+        if device.type == "cuda":
+            started = time.perf_counter()
+            warm_up(pipeline)
+            logger.info("warmed up on the GPU in %.2f s", time.perf_counter() - started)
+        return cls(pipeline)
 
     @property
     def device(self) -> torch.device:

@@ -152,7 +152,12 @@ class FastSpeakerDiarization(StockSpeakerDiarization):
             try:
                 with self._host_memory(inference.device):
                     audio_there = self._audio_on(file, inference.device)
-                    return super().get_segmentations(audio_there, hook=hook)
+                    segmentations = super().get_segmentations(audio_there, hook=hook)
+                # the GPU memory this stage cached (the audio, the batches) goes back,
+                # so that the embedding stage's blocks do not come on top of it
+                audio_there = None
+                _release_gpu_memory()
+                return segmentations
             except (MemoryError, torch.OutOfMemoryError):
                 # pyannote turns CUDA out-of-memory into MemoryError
                 audio_there = None  # the audio's copy on the GPU: freed with the rest

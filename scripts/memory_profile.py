@@ -41,7 +41,10 @@ def report(label: str) -> None:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     gpu = ""
     if torch.cuda.is_initialized():
-        gpu = f", GPU peak so far {torch.cuda.max_memory_allocated() / 2**30:5.2f} GiB allocated"
+        gpu = (
+            f", GPU peak so far {torch.cuda.max_memory_allocated() / 2**30:5.2f} GiB allocated"
+            f" ({torch.cuda.max_memory_reserved() / 2**30:.2f} reserved)"
+        )
     print(
         f"{time.strftime('%H:%M:%S')} {label:28s} RSS {rss / 2**30:5.2f} GiB, "
         f"peak so far {peak / 2**30:5.2f} GiB{gpu}",
@@ -92,7 +95,9 @@ def main() -> None:
         FastSpeakerDiarization.get_embeddings = stub
     models = load_models(WeightsLayout(weights), device, single_pass=args.single_pass)
     if args.oracle_activity:
-        use_oracle_segmentations(models, audio)
+        # on a GPU the model still runs, so that its memory counts (on a CPU it
+        # would take minutes of the run for memory the profile shows without it)
+        use_oracle_segmentations(models, audio, run_model=device.type == "cuda")
     pipeline = PyannotePipeline(models)
     report("models loaded")
     waveform = decode_audio(audio)

@@ -26,9 +26,11 @@ from diarization.fast_clustering import (
 from diarization.pyannote_frames import binarize_in_blocks
 from diarization.pyannote_pipeline import (
     CPU_EMBEDDING_BATCH_SIZE,
+    GPU_SEGMENTATION_BATCH_SIZE,
     HYPERPARAMETERS,
     PyannotePipeline,
     load_models,
+    warm_up,
 )
 from diarization.pyannote_stages import BATCH_SIZE
 from diarization.weights import FETCH_COMMAND
@@ -571,8 +573,6 @@ def test_on_a_gpu_segmentation_from_the_audio_there_is_pyannotes(random_weights)
 
 @pytest.mark.gpu
 def test_on_a_gpu_segmentation_runs_in_larger_batches_with_the_same_decisions(random_weights):
-    from diarization.pyannote_pipeline import GPU_SEGMENTATION_BATCH_SIZE
-
     pipeline = load_models(random_weights, torch.device("cuda"))
     assert pipeline._segmentation.batch_size == GPU_SEGMENTATION_BATCH_SIZE
     scores = _scores_by_batch_size(pipeline, [BATCH_SIZE, GPU_SEGMENTATION_BATCH_SIZE])
@@ -872,3 +872,61 @@ def test_model_stages_on_the_cpu_reuse_freed_memory(random_weights, single_pass,
     # only pyannote's probe of ECAPA runs outside them
     outside = {name for name, seen in models_seen_inside if not seen}
     assert outside <= {"TDNNBlock"}
+
+
+def test_warm_up_runs_both_models_on_every_pair_and_leaves_the_pipeline_as_it_was(
+    random_weights, monkeypatch
+):
+    pipeline = load_models(random_weights, torch.device("cpu"))
+    audio = decode_audio(shared_file("real/pyannote_sample.wav"))[: 8 * 16000]
+    before = PyannotePipeline(pipeline)(audio, 16000)
+    # a segmentation that finds no one: the warm-up still embeds every local speaker
+    segment = pipeline.get_segmentations
+
+    def no_one(file, hook=None):
+        scores = segment(file, hook=hook)
+        return SlidingWindowFeature(np.zeros_like(scores.data), scores.sliding_window)
+
+    monkeypatch.setattr(pipeline, "get_segmentations", no_one)
+    calls = {"segmentation": 0, "pairs": 0}
+    pipeline._segmentation.model.register_forward_pre_hook(
+        lambda module, args: calls.update(segmentation=calls["segmentation"] + 1)
+    )
+    original = exact_embeddings.embed
+    monkeypatch.setattr(
+        exact_embeddings,
+        "embed",
+        lambda classifier, windows, *args, **kwargs: (
+            calls.update(pairs=calls["pairs"] + len(windows))
+            or original(classifier, windows, *args, **kwargs)
+        ),
+    )
+    warm_up(pipeline, seconds=6.0)
+    # 6 s: windows starting at 0, 0.5 and 1 s (the last ends at 6 s); 3 speakers each
+    assert calls == {"segmentation": 1, "pairs": 3 * 3}
+    assert pipeline.get_segmentations is no_one  # what was set on it is back
+    monkeypatch.undo()
+    after = PyannotePipeline(pipeline)(audio, 16000)
+    assert after.turns == before.turns
+    np.testing.assert_array_equal(after.windows.embeddings, before.windows.embeddings)
+
+
+def test_loading_warms_up_on_a_gpu_only(random_weights, monkeypatch):
+    from diarization import pyannote_pipeline
+
+    warmed = []
+    monkeypatch.setattr(pyannote_pipeline, "warm_up", warmed.append)
+    runner = PyannotePipeline.load(random_weights, torch.device("cpu"))
+    assert warmed == [] and runner.device == torch.device("cpu")
+
+
+@pytest.mark.gpu
+def test_on_a_gpu_loading_warms_up_with_larger_batches(random_weights, monkeypatch):
+    from diarization import pyannote_pipeline
+
+    warmed = []
+    monkeypatch.setattr(pyannote_pipeline, "warm_up", warmed.append)
+    runner = PyannotePipeline.load(random_weights, torch.device("cuda"))
+    assert warmed == [runner._pipeline]
+    assert runner._pipeline.embedding_batch_size == pyannote_pipeline.GPU_EMBEDDING_BATCH_SIZE
+    assert runner._pipeline._segmentation.batch_size == GPU_SEGMENTATION_BATCH_SIZE

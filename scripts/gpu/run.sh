@@ -12,9 +12,8 @@
 # PLAN: "checks" (default: the GPU tests, ECAPA's forward pass side by side, the
 # segmentation model's batch sizes, 1 h in each precision, 10 min side by side with
 # stock, 4 h, the worst case, a profile, precision), "recheck" (after a change, in
-# about 5 minutes: the GPU tests, 1 h with 32, 64 and 128 pairs per embedding batch,
-# 10 min side by side with stock, a profile, ECAPA's forward, segmentation in batches
-# of 256 and 512, its audio on the GPU or copied from the host) or "profile" (where
+# about 6 minutes: the GPU tests, 1 h in fp32 and TF32, 10 min side by side with
+# stock warmed up and cold, 4 h's memory) or "profile" (where
 # the exact stage's time goes, then 1 h again).
 # Steps run in order of importance, each within what is left of DEADLINE_S seconds;
 # everything printed also goes to $OUT/log.txt.
@@ -95,19 +94,21 @@ if [ "$PLAN" = checks ]; then
 elif [ "$PLAN" = recheck ]; then
     # first the GPU tests: among them, that a batch of the exact stage queues on the GPU
     # without waiting for it (torch.cuda.set_sync_debug_mode)
-    step 90 "${gpu_tests[@]}"
-    # the exact stage is host-bound on a GPU (docs/performance.md): more pairs per batch,
-    # fewer batches; the values do not depend on it
-    step 120 scripts/benchmark.py --minutes "$(m 60 0.2)" --oracle-activity --only ours \
-        --embedding-batch 64 128 "${common[@]}"
-    step 90 scripts/benchmark.py --minutes "$(m 10 0.15)" --oracle-activity --only stock ours \
+    step 60 "${gpu_tests[@]}"
+    # 1 h at the GPU's 64 pairs per embedding batch, in fp32 and TF32 (the exact stage
+    # is bound by the GPU's fp32 products now: what does TF32 change?)
+    step 80 scripts/benchmark.py --minutes "$(m 60 0.2)" --oracle-activity --only ours \
+        --precision fp32 tf32 "${common[@]}"
+    # 10 min side by side with stock, each warmed up first as the service is at load,
+    # then each as the first call of its process
+    step 70 scripts/benchmark.py --minutes "$(m 10 0.15)" --oracle-activity --only stock ours \
+        --warm-up 10 "${common[@]}"
+    # 4 h: GPU memory (allocated and reserved) with 64 pairs per batch, host memory with
+    # the Cog image's allocator setting
+    MALLOC_MMAP_THRESHOLD_=131072 step 100 scripts/memory_profile.py --minutes "$(m 240 0.25)" \
+        --oracle-activity "${common[@]}"
+    step 60 scripts/benchmark.py --minutes "$(m 10 0.15)" --oracle-activity --only stock ours \
         "${common[@]}"
-    step 45 "${profile[@]}"
-    step 30 "${ecapa_speed[@]}"
-    # 128 -> 256 windows per batch took 1 h's segmentation from 1.57 to 1.32 s: and 512?
-    # and with the audio on the GPU once against pyannote's batches copied from the host
-    step 50 scripts/segmentation_speed.py --minutes "$(m 60 0.5)" --batch 256 512 \
-        --host-audio --weights "$weights"
 else
     step 45 "${profile[@]}"
     step 90 scripts/benchmark.py --minutes "$(m 60 0.2)" --oracle-activity --only ours single-pass \
