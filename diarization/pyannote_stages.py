@@ -139,6 +139,9 @@ class FastSpeakerDiarization(StockSpeakerDiarization):
                 return super().apply(file, *args, **kwargs)
         finally:
             speaker_diarization.binarize = binarize
+            # the GPU memory this call cached goes back: the next call's segmentation
+            # would otherwise come on top of this call's embedding blocks
+            _release_gpu_memory()
             # undo this call's out-of-memory fallbacks for the next call
             self._segmentation.batch_size = batch_size
             if self._segmentation.device != devices[0]:

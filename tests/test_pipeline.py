@@ -930,3 +930,25 @@ def test_on_a_gpu_loading_warms_up_with_larger_batches(random_weights, monkeypat
     assert warmed == [runner._pipeline]
     assert runner._pipeline.embedding_batch_size == pyannote_pipeline.GPU_EMBEDDING_BATCH_SIZE
     assert runner._pipeline._segmentation.batch_size == GPU_SEGMENTATION_BATCH_SIZE
+
+
+def test_a_call_gives_its_cached_gpu_memory_back_after_each_model_stage(diarizer, monkeypatch):
+    # on a GPU: the segmentation's cache before the embeddings, the embeddings' before the
+    # next call's segmentation (a warm-up's left 3.9 GB reserved on 10 min instead of 2.9)
+    from diarization import pyannote_stages
+
+    pipeline = diarizer.pipeline._pipeline
+    embedded, released = [], []
+    monkeypatch.setattr(
+        pyannote_stages, "_release_gpu_memory", lambda: released.append(embedded[:])
+    )
+    original = pipeline.get_embeddings
+    monkeypatch.setattr(
+        pipeline,
+        "get_embeddings",
+        lambda *args, **kwargs: embedded.append(True) or original(*args, **kwargs),
+    )
+    waveform = np.random.default_rng(5).normal(0, 0.1, 6 * 16000).astype(np.float32)
+    diarizer.pipeline(waveform, 16000)
+    # once before the embedding stage, once after it
+    assert released == [[], [True]]

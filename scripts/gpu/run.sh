@@ -109,6 +109,10 @@ elif [ "$PLAN" = recheck ]; then
         --oracle-activity "${common[@]}"
     step 60 scripts/benchmark.py --minutes "$(m 10 0.15)" --oracle-activity --only stock ours \
         "${common[@]}"
+elif [ "$PLAN" = memory ]; then
+    # GPU memory reserved after a warm-up and over two calls in one process
+    step 60 scripts/benchmark.py --minutes "$(m 10 0.15)" --oracle-activity --only ours \
+        --warm-up 10 "${common[@]}"
 else
     step 45 "${profile[@]}"
     step 90 scripts/benchmark.py --minutes "$(m 60 0.2)" --oracle-activity --only ours single-pass \
