@@ -911,6 +911,32 @@ def test_warm_up_runs_both_models_on_every_pair_and_leaves_the_pipeline_as_it_wa
     np.testing.assert_array_equal(after.windows.embeddings, before.windows.embeddings)
 
 
+@pytest.mark.parametrize("kind", ["stock", "single-pass"])
+def test_warm_up_embeds_every_local_speaker_with_any_pipeline(random_weights, monkeypatch, kind):
+    pipeline = load_models(
+        random_weights, torch.device("cpu"), stock=kind == "stock", single_pass=kind != "stock"
+    )
+    activity = []
+    original = pipeline.get_embeddings
+
+    def spy(file, binary_segmentations, *args, **kwargs):
+        activity.append(binary_segmentations.data.copy())
+        return original(file, binary_segmentations, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "get_embeddings", spy)
+    segment = pipeline.get_segmentations
+    monkeypatch.setattr(  # a segmentation that finds no one
+        pipeline,
+        "get_segmentations",
+        lambda file, hook=None: SlidingWindowFeature(
+            np.zeros_like(segment(file).data), segment(file).sliding_window
+        ),
+    )
+    warm_up(pipeline, seconds=6.0)
+    # (num_chunks, num_frames, local_speakers): 3 windows in 6 s, every speaker active
+    assert len(activity) == 1 and activity[0].shape[::2] == (3, 3) and (activity[0] == 1).all()
+
+
 def test_loading_warms_up_on_a_gpu_only(random_weights, monkeypatch):
     from diarization import pyannote_pipeline
 
