@@ -12,8 +12,9 @@
 # PLAN: "checks" (default: the GPU tests, ECAPA's forward pass side by side, the
 # segmentation model's batch sizes, 1 h in each precision, 10 min side by side with
 # stock, 4 h, the worst case, a profile, precision), "recheck" (after a change, in
-# about 6 minutes: the GPU tests, 1 h in fp32 and TF32, 10 min side by side with
-# stock warmed up and cold, 4 h's memory) or "profile" (where
+# about 5 minutes: the GPU tests, 1 h in fp32 and TF32, 10 min side by side with
+# stock warmed up and cold, 4 h's memory), "memory" (a call's GPU memory after the
+# warm-up) or "profile" (where
 # the exact stage's time goes, then 1 h again).
 # Steps run in order of importance, each within what is left of DEADLINE_S seconds;
 # everything printed also goes to $OUT/log.txt.
@@ -110,7 +111,7 @@ elif [ "$PLAN" = recheck ]; then
     step 60 scripts/benchmark.py --minutes "$(m 10 0.15)" --oracle-activity --only stock ours \
         "${common[@]}"
 elif [ "$PLAN" = memory ]; then
-    # GPU memory reserved after a warm-up and over two calls in one process
+    # the GPU memory a call reserves after the warm-up (the warm-up's cache given back)
     step 60 scripts/benchmark.py --minutes "$(m 10 0.15)" --oracle-activity --only ours \
         --warm-up 10 "${common[@]}"
 else
