@@ -223,9 +223,12 @@ def decode_audio(
     waveform = np.frombuffer(samples, dtype="<f4").astype(np.float32, copy=False)
     # In place and in blocks: nan_to_num's masks for a whole 4-hour waveform would
     # take about 1 GB of temporaries.
+    # Checked first: finite samples are the rule, and the check costs a fifth of
+    # the cleaning (1 hour: 0.16 s of cleaning on 2 cores).
     for start in range(0, len(waveform), _CLEAN_BLOCK_SAMPLES):
         block = waveform[start : start + _CLEAN_BLOCK_SAMPLES]
-        np.nan_to_num(block, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+        if not np.isfinite(block).all():
+            np.nan_to_num(block, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
 
     logger.info(
         "decoded '%s': %.2f s of audio in %.3f s (%s, %d channels at %d Hz)",
