@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 import resource
 import sys
 import tempfile
@@ -84,7 +85,8 @@ def main() -> None:
         builder.join()
     weights, kind = pick_weights(args.weights, work)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    print(f"device: {device}; weights: {kind}")
+    allocator = os.environ.get("PYTORCH_CUDA_ALLOC_CONF", "default")
+    print(f"device: {device}; weights: {kind}; PYTORCH_CUDA_ALLOC_CONF: {allocator}")
     if args.stub_embeddings:
 
         def stub(self, file, binary_segmentations, exclude_overlap=False, hook=None):
