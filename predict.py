@@ -23,7 +23,7 @@ class Predictor(BasePredictor):
             pipeline=os.environ.get("DIARIZATION_PIPELINE", "auto"),
             # approximate, faster embeddings: a deployment's choice, off unless set to 1
             single_pass_embeddings=os.environ.get("DIARIZATION_SINGLE_PASS_EMBEDDINGS") == "1",
-            # fp32 / tf32 / bf16 / fp16 on a GPU (diarization.precision); unset: the default
+            # auto / fp32 / tf32 / bf16 / fp16 on a GPU (diarization.precision); unset: auto
             precision=os.environ.get("DIARIZATION_PRECISION") or None,
         )
         self.output_dir = Path(tempfile.mkdtemp(prefix="diarization-"))

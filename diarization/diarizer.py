@@ -101,9 +101,11 @@ class Diarizer:
                 embeddings in one pass over the audio (`diarization.ecapa_single_pass`;
                 faster, not the same answer as stock pyannote). Off by default; the
                 bundled pipeline ignores it.
-            precision: how the pyannote pipeline's networks compute on a GPU: "fp32",
-                "tf32", "bf16" or "fp16" (`diarization.precision`); None takes the
-                default. CPUs always compute fp32; the bundled pipeline ignores it.
+            precision: how the pyannote pipeline's networks compute on a GPU: "auto",
+                "fp32", "tf32", "bf16" or "fp16" (`diarization.precision`); None takes
+                the default, "auto" (strict fp32, the embeddings in TF32 where a check
+                at load finds them within tolerance). CPUs always compute fp32; the
+                bundled pipeline ignores it.
 
         Raises:
             WeightsError: "pyannote" asked for and a weight file is missing or unreadable.

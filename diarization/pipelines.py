@@ -31,8 +31,9 @@ def load_pipeline(
         device: torch device name, e.g. "cpu" or "cuda"; default picks per pipeline.
         single_pass: the pyannote pipeline's approximate single-pass embeddings
             (`diarization.ecapa_single_pass`) instead of the exact ones.
-        precision: how the pyannote pipeline's networks compute on a GPU: "fp32",
-            "tf32", "bf16" or "fp16" (`diarization.precision`); None: the default.
+        precision: how the pyannote pipeline's networks compute on a GPU: "auto",
+            "fp32", "tf32", "bf16" or "fp16" (`diarization.precision`); None: the
+            default ("auto").
 
     Returns:
         An object with `name`, `embedding_model`, `embedding_dimension`, `device` and

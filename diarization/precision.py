@@ -11,6 +11,11 @@ here keep everything else as it is and change only how the segmentation network
 - ``bf16`` / ``fp16``: each network's forward under `torch.autocast` with that
   type; its output is cast back to float32. Feature extraction (ECAPA's filter
   bank, whose power spectrum overflows float16) stays in float32.
+- ``auto`` (the default): the segmentation network in strict float32, and the
+  embedding network in TF32 once a check at load has found TF32's embeddings
+  within `AUTO_TF32_TOLERANCE` of strict float32's on the loaded weights
+  (`pyannote_pipeline.settle_precision`); in strict float32 otherwise. On an
+  H200 TF32 took the exact embeddings of 1 hour from 4.67 s to 2.55 s.
 
 On a CPU every mode computes in float32: these modes only exist for GPUs.
 How far each moves the embeddings and the diarization is measured by
@@ -28,9 +33,15 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import torch
 
-PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
+PRECISIONS = ("auto", "fp32", "tf32", "bf16", "fp16")
 #: The service's mode on a GPU: see the module docstring and docs/performance.md.
-DEFAULT_PRECISION = "fp32"
+DEFAULT_PRECISION = "auto"
+#: The largest 1 - cosine between an embedding computed in TF32 and the same one in
+#: strict float32 for which ``auto`` keeps TF32: a cosine of at least 0.99999 turns
+#: each embedding by at most 0.26 degrees, which moves the (Euclidean) distance between
+#: two of them by at most 0.009 (the clustering stops merging at 0.72). On random
+#: weights TF32 stayed within 3.6e-7 on every pair of an hour, diarization identical.
+AUTO_TF32_TOLERANCE = 1e-5
 #: torch's name of the type each half-precision mode computes in
 AUTOCAST_TYPES = {"bf16": "bfloat16", "fp16": "float16"}
 
@@ -59,10 +70,11 @@ def precision_scope(
     For the duration of the block: TF32 is switched on (``tf32``) or kept off
     (every other mode), and pyannote's segmentation inference no longer switches
     it off; with ``bf16``/``fp16`` each network's forward runs under autocast and
-    returns float32. Everything is restored on exit. fp32 and CPUs: no change.
+    returns float32. Everything is restored on exit. fp32, ``auto`` (whose
+    embedding stage opens its own ``tf32`` scope) and CPUs: no change.
     """
     check_precision(precision)
-    if device.type != "cuda" or precision == "fp32":
+    if device.type != "cuda" or precision in ("fp32", "auto"):
         yield
         return
     import torch
@@ -103,3 +115,21 @@ def autocast_forward(forward, device_type: str, dtype: torch.dtype):
         return output.float()
 
     return run
+
+
+def embedding_deviation(reference, other) -> float:
+    """The largest 1 - cosine between the rows of two (..., dimension) arrays of
+    embeddings of the same pairs, in float64 (float32 cannot resolve cosines this
+    close to 1); pairs without an embedding (NaN) are left out. inf where the two
+    differ in which pairs have one, or where no pair has one in both.
+    """
+    import numpy as np
+
+    reference = np.asarray(reference, np.float64).reshape(-1, np.shape(reference)[-1])
+    other = np.asarray(other, np.float64).reshape(reference.shape)
+    embedded = ~np.isnan(reference).any(axis=1)
+    if not np.array_equal(embedded, ~np.isnan(other).any(axis=1)) or not embedded.any():
+        return float("inf")
+    a, b = reference[embedded], other[embedded]
+    cosine = np.sum(a * b, axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+    return float(np.max(1.0 - cosine))

@@ -26,8 +26,10 @@ from pyannote.audio.pipelines.speaker_verification import SpeechBrainPretrainedS
 from pyannote.core import Annotation, SlidingWindowFeature
 
 from diarization.precision import (
+    AUTO_TF32_TOLERANCE,
     DEFAULT_PRECISION,
     check_precision,
+    embedding_deviation,
 )
 from diarization.pyannote_stages import (
     FastSpeakerDiarization,
@@ -198,32 +200,74 @@ def load_models(
 WARM_UP_SECONDS = 10.0
 
 
-def warm_up(pipeline: SpeakerDiarization, seconds: float = WARM_UP_SECONDS) -> None:
+def warm_up(pipeline: SpeakerDiarization, seconds: float = WARM_UP_SECONDS) -> np.ndarray:
     """Run `pipeline` once on `seconds` of low noise with every local speaker taken as
     active, so that every stage runs whatever the weights find in noise. On a GPU the
     first call of a process loads CUDA's kernels, creates cuBLAS's and cuDNN's handles
     and plans the FFTs; run at load, that no longer lands on the first request. Any
-    pyannote `SpeakerDiarization` (stock too); its state is as before afterwards."""
+    pyannote `SpeakerDiarization` (stock too); its state is as before afterwards.
+
+    Returns:
+        (num_chunks, local_speakers, dimension) the embeddings the run computed.
+    """
     noise = np.random.default_rng(0).normal(0.0, 0.01, round(seconds * 16000))
     file = {"waveform": torch.from_numpy(noise.astype(np.float32))[None], "sample_rate": 16000}
     own = vars(pipeline).get("get_segmentations")  # one set on this pipeline, if any
     segment = pipeline.get_segmentations
+    embedded = []
 
     def everyone_active(file, hook=None):
         scores = segment(file, hook=hook)
         # (num_chunks, num_frames, local_speakers)
         return SlidingWindowFeature(np.ones_like(scores.data), scores.sliding_window)
 
+    def hook(step, artifact, file=None, total=None, completed=None):
+        if step == "embeddings" and total is None:
+            embedded.append(artifact)
+
     pipeline.get_segmentations = everyone_active
     try:
         with torch.inference_mode(), warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            pipeline({**file, "uri": "warm-up"})
+            pipeline({**file, "uri": "warm-up"}, hook=hook)
     finally:
         if own is None:
             del pipeline.get_segmentations
         else:
             pipeline.get_segmentations = own
+    return embedded[-1]
+
+
+def settle_precision(pipeline: SpeakerDiarization, seconds: float = WARM_UP_SECONDS) -> float:
+    """Choose the embedding stage's precision of a pipeline loaded with precision
+    "auto" on a GPU (`diarization.precision`), from its own weights: the warm-up
+    (`warm_up`) runs once in strict fp32 and once with the embedding stage in TF32
+    (which loads TF32's kernels too), and TF32 stays if every embedding of the second
+    run is within `AUTO_TF32_TOLERANCE` of the first's (1 - cosine). Logs the choice.
+
+    Returns:
+        The largest 1 - cosine measured (`embedding_deviation`).
+    """
+    pipeline.tf32_embeddings = False
+    strict = warm_up(pipeline, seconds)
+    pipeline.tf32_embeddings = True
+    deviation = embedding_deviation(strict, warm_up(pipeline, seconds))
+    pipeline.tf32_embeddings = deviation <= AUTO_TF32_TOLERANCE
+    if pipeline.tf32_embeddings:
+        logger.info(
+            "embeddings in TF32 on the GPU: within %.1e of strict fp32 (1 - cosine, "
+            "tolerance %.0e)",
+            deviation,
+            AUTO_TF32_TOLERANCE,
+        )
+    else:
+        logger.warning(
+            "embeddings in strict fp32: TF32 moved them by %.1e (1 - cosine), over the "
+            "tolerance of %.0e",
+            deviation,
+            AUTO_TF32_TOLERANCE,
+        )
+    return deviation
 
 
 def _quiet_loggers(*names: str) -> None:
@@ -242,6 +286,8 @@ class PyannotePipeline:
         if isinstance(pipeline, SinglePassSpeakerDiarization):
             self.embedding_model += " (single-pass, approximate)"
         precision = getattr(pipeline, "precision", "fp32")
+        if precision == "auto":
+            precision = "tf32" if pipeline.tf32_embeddings else "fp32"
         if precision != "fp32" and pipeline.device.type == "cuda":
             self.embedding_model += f" ({precision} on the GPU)"
         #: Wall seconds of each stage of the last call.
@@ -258,12 +304,16 @@ class PyannotePipeline:
         """Load from a weights folder; `device` defaults to `pick_device()`;
         `single_pass` picks the approximate embeddings, `precision` how the networks
         compute on a GPU (see `load_models`). On a GPU the pipeline is warmed up
-        (`warm_up`)."""
+        (`warm_up`), and under "auto" its embedding precision chosen on the way
+        (`settle_precision`)."""
         device = device or pick_device()
         pipeline = load_models(layout, device, single_pass=single_pass, precision=precision)
         if device.type == "cuda":
             started = time.perf_counter()
-            warm_up(pipeline)
+            if precision == "auto":
+                settle_precision(pipeline)
+            else:
+                warm_up(pipeline)
             logger.info("warmed up on the GPU in %.2f s", time.perf_counter() - started)
         return cls(pipeline)
 

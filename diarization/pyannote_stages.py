@@ -101,6 +101,9 @@ class FastSpeakerDiarization(StockSpeakerDiarization):
         self.clustering = BoundedAgglomerativeClustering(metric=embedding.metric)
         #: How the networks compute on a GPU (`diarization.precision`); fp32 is stock's.
         self.precision = "fp32"
+        #: Under "auto": whether the embedding stage computes in TF32, which only a
+        #: check on the loaded weights sets (`pyannote_pipeline.settle_precision`).
+        self.tf32_embeddings = False
         #: Stock's embedding batch size: each pair is padded as stock pads it in its
         #: batch (`exact_embeddings.stock_widths`), whatever batch it is embedded in.
         self.stock_batch_size = BATCH_SIZE
@@ -135,6 +138,7 @@ class FastSpeakerDiarization(StockSpeakerDiarization):
         speaker_diarization.binarize = binarize_in_blocks
         networks = [self._segmentation.model, self._ecapa_forward()]
         try:
+            # "auto" runs the call in strict fp32, its embedding stage in its own scope
             with precision_scope(self.precision, devices[1], networks):
                 return super().apply(file, *args, **kwargs)
         finally:
@@ -148,6 +152,12 @@ class FastSpeakerDiarization(StockSpeakerDiarization):
                 self._segmentation.to(devices[0])
             if self._embedding.device != devices[1]:
                 self._embedding.to(devices[1])
+
+    def _embedding_stage_precision(self):
+        """The embedding stage's own precision scope: TF32 under "auto" once checked
+        (`tf32_embeddings`); under any other mode the call's scope covers the stage."""
+        mode = "tf32" if self.precision == "auto" and self.tf32_embeddings else "fp32"
+        return precision_scope(mode, self._embedding.device, [])
 
     def get_segmentations(self, file, hook=None):
         inference = self._segmentation
@@ -357,6 +367,10 @@ class FastSpeakerDiarization(StockSpeakerDiarization):
         return masks, speech, pairs, embeddings
 
     def get_embeddings(self, file, binary_segmentations, exclude_overlap=False, hook=None):
+        with self._embedding_stage_precision():
+            return self._exact_embeddings(file, binary_segmentations, exclude_overlap, hook)
+
+    def _exact_embeddings(self, file, binary_segmentations, exclude_overlap, hook):
         window = binary_segmentations.sliding_window
         masks, speech, pairs, embeddings = self._pairs_to_embed(
             binary_segmentations, exclude_overlap
@@ -452,7 +466,7 @@ class SinglePassSpeakerDiarization(FastSpeakerDiarization):
             compute_type=autocast_type(self.precision, embedding.device),
             ecapa=self._ecapa_forward(),
         )
-        with self._host_memory(embedding.device):
+        with self._host_memory(embedding.device), self._embedding_stage_precision():
             embeddings[pairs[:, 0], pairs[:, 1]] = single_pass.embed_pairs(
                 file["waveform"][0], starts, num_samples, masks, pairs, progress
             )

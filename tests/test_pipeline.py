@@ -901,9 +901,11 @@ def test_warm_up_runs_both_models_on_every_pair_and_leaves_the_pipeline_as_it_wa
             or original(classifier, windows, *args, **kwargs)
         ),
     )
-    warm_up(pipeline, seconds=6.0)
+    embedded = warm_up(pipeline, seconds=6.0)
     # 6 s: windows starting at 0, 0.5 and 1 s (the last ends at 6 s); 3 speakers each
     assert calls == {"segmentation": 1, "pairs": 3 * 3}
+    # what the warm-up returns: the embeddings it computed (settle_precision compares them)
+    assert embedded.shape == (3, 3, 192) and not np.isnan(embedded).any()
     assert pipeline.get_segmentations is no_one  # what was set on it is back
     monkeypatch.undo()
     after = PyannotePipeline(pipeline)(audio, 16000)
@@ -942,8 +944,10 @@ def test_loading_warms_up_on_a_gpu_only(random_weights, monkeypatch):
 
     warmed = []
     monkeypatch.setattr(pyannote_pipeline, "warm_up", warmed.append)
+    monkeypatch.setattr(pyannote_pipeline, "settle_precision", warmed.append)
     runner = PyannotePipeline.load(random_weights, torch.device("cpu"))
     assert warmed == [] and runner.device == torch.device("cpu")
+    assert runner._pipeline.precision == "auto" and not runner._pipeline.tf32_embeddings
 
 
 @pytest.mark.gpu
@@ -952,7 +956,7 @@ def test_on_a_gpu_loading_warms_up_with_larger_batches(random_weights, monkeypat
 
     warmed = []
     monkeypatch.setattr(pyannote_pipeline, "warm_up", warmed.append)
-    runner = PyannotePipeline.load(random_weights, torch.device("cuda"))
+    runner = PyannotePipeline.load(random_weights, torch.device("cuda"), precision="fp32")
     assert warmed == [runner._pipeline]
     assert runner._pipeline.embedding_batch_size == pyannote_pipeline.GPU_EMBEDDING_BATCH_SIZE
     assert runner._pipeline._segmentation.batch_size == GPU_SEGMENTATION_BATCH_SIZE

@@ -7,13 +7,30 @@ CUDA device object, which needs no GPU to exist.
 
 from __future__ import annotations
 
+import logging
+
+import numpy as np
 import pytest
 import torch
 from pyannote.audio.core import inference
 
+from conftest import shared_file
+from diarization.audio import decode_audio
 from diarization.ecapa_single_pass import SinglePassEcapa
-from diarization.precision import autocast_forward, check_precision, precision_scope
-from diarization.pyannote_pipeline import LocalSpeechBrainEmbedding, load_models
+from diarization.precision import (
+    AUTO_TF32_TOLERANCE,
+    autocast_forward,
+    check_precision,
+    embedding_deviation,
+    precision_scope,
+)
+from diarization.pyannote_pipeline import (
+    LocalSpeechBrainEmbedding,
+    load_models,
+    settle_precision,
+    warm_up,
+)
+from diarization.schema import SpeakerCount
 
 CUDA = torch.device("cuda")
 CPU = torch.device("cpu")
@@ -24,7 +41,7 @@ def _flags():
 
 
 def test_unknown_precision_is_refused_with_the_choices():
-    with pytest.raises(ValueError, match="fp32, tf32, bf16, fp16.*'half'"):
+    with pytest.raises(ValueError, match="auto, fp32, tf32, bf16, fp16.*'half'"):
         check_precision("half")
     with pytest.raises(ValueError, match="precision must be"), precision_scope("fp8", CPU, []):
         pass
@@ -145,3 +162,152 @@ def test_cli_passes_the_precision_and_refuses_an_unknown_one(capsys):
     with pytest.raises(SystemExit):
         parse_args(["in.wav", "--precision", "fp8"])
     assert "invalid choice: 'fp8'" in capsys.readouterr().err
+
+
+def _turned(vectors: np.ndarray, one_minus_cosine: float) -> np.ndarray:
+    """Each row of `vectors` turned, its length kept, by the angle whose cosine is
+    1 - `one_minus_cosine` (towards a direction orthogonal to it)."""
+    angle = np.arccos(1.0 - one_minus_cosine)
+    length = np.linalg.norm(vectors, axis=-1, keepdims=True)
+    unit = vectors / length
+    other = np.random.default_rng(7).normal(size=vectors.shape)
+    other -= np.sum(other * unit, axis=-1, keepdims=True) * unit
+    other /= np.linalg.norm(other, axis=-1, keepdims=True)
+    return length * (np.cos(angle) * unit + np.sin(angle) * other)
+
+
+@pytest.mark.parametrize("one_minus_cosine", [0.0, 1e-9, 3e-7, 1e-3])
+def test_embedding_deviation_resolves_cosines_float32_cannot(one_minus_cosine):
+    rng = np.random.default_rng(0)
+    # (chunks, local speakers, dimension) as the pipeline's, the third speaker silent
+    reference = rng.normal(size=(5, 3, 192))
+    reference[:, 2] = np.nan
+    other = _turned(reference, one_minus_cosine)
+    other[0, 0] = reference[0, 0]  # one pair unchanged: the largest deviation counts
+    got = embedding_deviation(reference, other)
+    assert got == pytest.approx(one_minus_cosine, rel=1e-4, abs=1e-15)
+
+
+def test_embedding_deviation_is_infinite_when_the_pairs_embedded_differ():
+    reference = np.ones((2, 3, 4))
+    other = reference.copy()
+    other[1, 1] = np.nan  # a pair one of them did not embed
+    assert embedding_deviation(reference, other) == float("inf")
+    nothing = np.full((2, 3, 4), np.nan)
+    assert embedding_deviation(nothing, nothing) == float("inf")
+
+
+def _spy_scopes(monkeypatch) -> list[str]:
+    """The modes of the precision scopes the pipeline's stages open, in order."""
+    from diarization import pyannote_stages
+
+    opened = []
+    original = pyannote_stages.precision_scope
+
+    def spy(precision, device, networks):
+        opened.append(precision)
+        return original(precision, device, networks)
+
+    monkeypatch.setattr(pyannote_stages, "precision_scope", spy)
+    return opened
+
+
+@pytest.mark.parametrize(
+    ("precision", "tf32_embeddings", "expected"),
+    [
+        # the call in strict fp32, the embedding stage in TF32 once checked
+        ("auto", True, ["auto", "tf32"]),
+        ("auto", False, ["auto", "fp32"]),
+        # any other mode covers the whole call; the stage opens nothing of its own
+        ("fp16", False, ["fp16", "fp32"]),
+        ("tf32", True, ["tf32", "fp32"]),
+    ],
+)
+def test_under_auto_only_the_embedding_stage_computes_in_tf32(
+    random_weights, monkeypatch, precision, tf32_embeddings, expected
+):
+    pipeline = load_models(random_weights, CPU, precision=precision)
+    pipeline.tf32_embeddings = tf32_embeddings
+    opened = _spy_scopes(monkeypatch)
+    warm_up(pipeline, seconds=6.0)
+    assert opened == expected
+
+
+def test_a_tf32_scope_on_a_gpu_is_undone_after_the_stage(strict_fp32):
+    # what the embedding stage's scope does on a GPU (a CUDA device object needs no GPU)
+    with precision_scope("tf32", CUDA, []):
+        assert _flags() == (True, True)
+    assert _flags() == (False, False)
+    with precision_scope("auto", CUDA, []):  # the call's scope under auto: strict fp32
+        assert _flags() == (False, False)
+
+
+@pytest.mark.parametrize(("one_minus_cosine", "kept"), [(3e-7, True), (1e-3, False)])
+def test_settle_precision_keeps_tf32_only_within_the_tolerance(
+    random_weights, monkeypatch, caplog, one_minus_cosine, kept
+):
+    from diarization import pyannote_pipeline
+
+    pipeline = load_models(random_weights, CPU, precision="auto")
+    strict = np.random.default_rng(1).normal(size=(11, 3, 192))
+    runs = []
+
+    def fake_warm_up(pipeline, seconds):
+        # the two warm-ups: strict fp32 first, then TF32's embeddings, turned
+        runs.append(pipeline.tf32_embeddings)
+        return _turned(strict, one_minus_cosine) if pipeline.tf32_embeddings else strict
+
+    monkeypatch.setattr(pyannote_pipeline, "warm_up", fake_warm_up)
+    with caplog.at_level(logging.INFO, logger="diarization.pyannote_pipeline"):
+        deviation = settle_precision(pipeline)
+    assert runs == [False, True]
+    assert deviation == pytest.approx(one_minus_cosine, rel=1e-4)
+    assert pipeline.tf32_embeddings is kept
+    assert (deviation <= AUTO_TF32_TOLERANCE) is kept
+    message = "embeddings in TF32 on the GPU" if kept else "embeddings in strict fp32"
+    assert message in caplog.text and f"{one_minus_cosine:.1e}" in caplog.text
+
+
+@pytest.mark.parametrize(("tf32_embeddings", "label"), [(True, " (tf32 on the GPU)"), (False, "")])
+def test_the_output_names_tf32_only_where_auto_kept_it(random_weights, tf32_embeddings, label):
+    from diarization.pyannote_pipeline import PyannotePipeline
+
+    pipeline = load_models(random_weights, CPU, precision="auto")
+    pipeline.device = CUDA  # as if loaded on a GPU (the label reads the pipeline's device)
+    pipeline.tf32_embeddings = tf32_embeddings
+    assert PyannotePipeline(pipeline).embedding_model == "speechbrain/spkrec-ecapa-voxceleb" + label
+
+
+@pytest.mark.gpu
+def test_on_a_gpu_auto_checks_tf32_at_load_and_uses_it_in_the_embedding_stage_only(
+    two_speaker_weights, monkeypatch
+):
+    from diarization.pyannote_pipeline import PyannotePipeline
+
+    runner = PyannotePipeline.load(two_speaker_weights, CUDA)  # the default: auto
+    pipeline = runner._pipeline
+    assert pipeline.precision == "auto" and pipeline.tf32_embeddings  # random weights: 3.6e-7
+    assert runner.embedding_model.endswith("(tf32 on the GPU)")
+    strict = load_models(two_speaker_weights, CUDA, precision="fp32")
+    seen = {}
+
+    def record(name):
+        return lambda module, args: seen.setdefault(name, set()).add(_flags())
+
+    pipeline._segmentation.model.register_forward_pre_hook(record("segmentation"))
+    monkeypatch.setattr(
+        pipeline._ecapa_forward(),
+        "_block_outputs",
+        lambda *args, original=pipeline._ecapa_forward()._block_outputs: (
+            seen.setdefault("embeddings", set()).add(_flags()) or original(*args)
+        ),
+    )
+    audio = decode_audio(shared_file("real/pyannote_sample.wav"))[: 16 * 16000]
+    got = runner(audio, 16000, SpeakerCount(num_speakers=3))
+    expected = PyannotePipeline(strict)(audio, 16000, SpeakerCount(num_speakers=3))
+    assert seen == {"segmentation": {(False, False)}, "embeddings": {(True, True)}}
+    assert _flags() == (False, False)  # the stage's scope restored them
+    assert got.turns == expected.turns
+    assert embedding_deviation(expected.windows.embeddings, got.windows.embeddings) <= (
+        AUTO_TF32_TOLERANCE
+    )
