@@ -6,7 +6,10 @@ that say why a file could not be decoded, and the guards that keep a hostile
 file from costing more than `DecodeLimits` allows or from making ffmpeg read
 anything but the file itself. It runs ``ffprobe`` then ``ffmpeg`` in
 subprocesses and streams raw samples from ffmpeg's stdout, so it needs numpy
-and the standard library only: no torch, no temporary files.
+and the standard library only: no torch, no temporary files. A WAV that
+needs no conversion (16-bit PCM, mono, at the target rate) is read directly
+after ffprobe has accepted it: the same samples as ffmpeg's, 1 hour in 0.22 s
+instead of 0.60 s on 2 cores.
 
 Why ffmpeg cannot be made to read other files or URLs:
 
@@ -30,6 +33,7 @@ import os
 import re
 import selectors
 import stat as stat_module
+import struct
 import subprocess
 import time
 from dataclasses import dataclass
@@ -189,19 +193,21 @@ def decode_audio(
             f"set {ENV_MAX_CHANNELS} to raise it"
         )
 
-    command = _ffmpeg_command(url, stream, sample_rate)
     max_samples = int(limits.max_duration_s * sample_rate)
+    data = _plain_wav_data(path, stream, sample_rate)
+    if data is not None:
+        waveform = _read_pcm16(path, *data, max_samples)
+        if waveform is None:
+            raise _too_long_error(path, stream, limits)
+        _log_decoded(path, waveform, sample_rate, start, stream)
+        return waveform
+
+    command = _ffmpeg_command(url, stream, sample_rate)
     samples, stderr_lines, returncode = _run_ffmpeg(
         command, path, max_samples * _BYTES_PER_SAMPLE, deadline
     )
     if len(samples) > max_samples * _BYTES_PER_SAMPLE:
-        declared = stream.declared_duration_s
-        claim = f" (its header says {declared:.0f} s)" if declared else ""
-        raise AudioLimitError(
-            f"could not decode '{path}': the audio is longer than the limit of "
-            f"{limits.max_duration_s:g} s{claim}; decoding stopped there; "
-            f"set {ENV_MAX_DURATION_S} to raise it"
-        )
+        raise _too_long_error(path, stream, limits)
     if returncode is None:
         decoded_s = len(samples) / _BYTES_PER_SAMPLE / sample_rate
         raise _timeout_error(path, limits, f"after {decoded_s:.1f} s of audio")
@@ -230,6 +236,11 @@ def decode_audio(
         if not np.isfinite(block).all():
             np.nan_to_num(block, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
 
+    _log_decoded(path, waveform, sample_rate, start, stream)
+    return waveform
+
+
+def _log_decoded(path, waveform, sample_rate, start: float, stream: _AudioStream) -> None:
     logger.info(
         "decoded '%s': %.2f s of audio in %.3f s (%s, %d channels at %d Hz)",
         path,
@@ -239,6 +250,71 @@ def decode_audio(
         stream.channels,
         stream.sample_rate_hz,
     )
+
+
+def _too_long_error(path: Path, stream: _AudioStream, limits: DecodeLimits) -> AudioLimitError:
+    declared = stream.declared_duration_s
+    claim = f" (its header says {declared:.0f} s)" if declared else ""
+    return AudioLimitError(
+        f"could not decode '{path}': the audio is longer than the limit of "
+        f"{limits.max_duration_s:g} s{claim}; decoding stopped there; "
+        f"set {ENV_MAX_DURATION_S} to raise it"
+    )
+
+
+def _plain_wav_data(path: Path, stream: _AudioStream, sample_rate: int) -> tuple[int, int] | None:
+    """(offset, bytes) of the samples of a WAV file that needs no decoding, or None.
+
+    A RIFF WAV of 16-bit PCM, mono, already at `sample_rate`, with a data chunk that
+    lies within the file, is what ffmpeg would write here after converting each
+    sample to x / 32768 (exact in float32): read directly, 1 hour takes a fraction of
+    ffmpeg's time. Anything else (another format or rate, RF64, WAVE_FORMAT_EXTENSIBLE,
+    a header that claims more data than the file holds) goes to ffmpeg.
+    """
+    if stream.format_name != "wav" or stream.channels != 1 or stream.sample_rate_hz != sample_rate:
+        return None
+    with path.open("rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if f.read(12)[:4] != b"RIFF":
+            return None
+        fmt = None
+        position = 12
+        while position + 8 <= size:
+            f.seek(position)
+            name, length = struct.unpack("<4sI", f.read(8))
+            position += 8
+            if name == b"fmt " and length >= 16:
+                fmt = struct.unpack("<HHIIHH", f.read(16))
+            elif name == b"data":
+                # (format tag 1: PCM, channels, rate, bytes/s, block align, bits)
+                plain = fmt == (1, 1, sample_rate, 2 * sample_rate, 2, 16)
+                return (position, length) if plain and position + length <= size else None
+            position += length + length % 2  # chunks are padded to an even size
+    return None
+
+
+def _read_pcm16(path: Path, offset: int, num_bytes: int, max_samples: int) -> np.ndarray | None:
+    """The 16-bit samples at `offset` as float32 x / 32768, or None when there are more
+    than `max_samples` (nothing beyond them is read)."""
+    num_samples = num_bytes // 2
+    if num_samples > max_samples:
+        return None
+    if num_samples == 0:
+        raise AudioDecodeError(f"could not decode '{path}': the file holds no audio samples")
+    # over a bytearray, as from ffmpeg: numpy's own large arrays ask for huge pages, whose
+    # first faults in a process cost 0.58 s per hour of audio on a 2-core VM (4 KiB
+    # pages: 0.13 s, every call)
+    waveform = np.frombuffer(bytearray(4 * num_samples), np.float32)
+    block = np.empty(min(num_samples, _CLEAN_BLOCK_SAMPLES), "<i2")
+    with path.open("rb") as f:
+        f.seek(offset)
+        for start in range(0, num_samples, len(block)):
+            part = block[: min(len(block), num_samples - start)]
+            if f.readinto(memoryview(part).cast("B")) != part.nbytes:
+                raise AudioDecodeError(
+                    f"could not decode '{path}': the file ended before its samples did"
+                )
+            np.multiply(part, np.float32(1 / 32768), out=waveform[start : start + len(part)])
     return waveform
 
 

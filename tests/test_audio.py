@@ -139,6 +139,85 @@ def test_pcm16_wav_at_16k_decodes_sample_exact(tmp_path: Path) -> None:
     np.testing.assert_array_equal(waveform, stored.astype(np.float32))
 
 
+def _riff(*chunks: tuple[bytes, bytes]) -> bytes:
+    """A RIFF WAVE file of (name, payload) chunks, each padded to an even size."""
+    body = b"WAVE" + b"".join(
+        name + struct.pack("<I", len(data)) + data + b"\0" * (len(data) % 2)
+        for name, data in chunks
+    )
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+_PCM16_MONO_16K = struct.pack("<HHIIHH", 1, 1, SAMPLE_RATE, 2 * SAMPLE_RATE, 2, 16)
+_EXTREMES = np.array([-32768, -32767, -1, 0, 1, 32766, 32767], "<i2")
+
+
+def _plain_wav_bytes(layout: str, pcm: bytes) -> bytes:
+    if layout == "plain":
+        return _riff((b"fmt ", _PCM16_MONO_16K), (b"data", pcm))
+    if layout == "chunks-around-data":  # metadata before and after the samples
+        info = (b"LIST", b"INFOISFT\x05\0\0\0Lavf\0\0")
+        return _riff((b"fmt ", _PCM16_MONO_16K), info, (b"data", pcm), info)
+    if layout == "odd-data-length":  # half a sample at the end, then the padding byte
+        return _riff((b"fmt ", _PCM16_MONO_16K), (b"data", pcm + b"\x7f"))
+    if layout == "fmt-with-extension":  # an 18-byte fmt chunk (cbSize 0)
+        return _riff((b"fmt ", _PCM16_MONO_16K + b"\0\0"), (b"data", pcm))
+    raise ValueError(layout)
+
+
+@requires_ffmpeg
+@pytest.mark.parametrize(
+    "layout", ["plain", "chunks-around-data", "odd-data-length", "fmt-with-extension"]
+)
+def test_16k_mono_pcm16_wav_is_read_directly_with_ffmpegs_values(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, layout: str
+) -> None:
+    # what ffmpeg would give (x / 32768), read without it: 1 hour in a fraction of the time
+    pcm = np.concatenate(
+        [_EXTREMES, np.random.default_rng(0).integers(-32768, 32768, 20000).astype("<i2")]
+    )
+    path = tmp_path / "speech.wav"
+    path.write_bytes(_plain_wav_bytes(layout, pcm.tobytes()))
+    ran = []
+    run_ffmpeg = audio._run_ffmpeg
+    monkeypatch.setattr(audio, "_run_ffmpeg", lambda *a: ran.append(a) or run_ffmpeg(*a))
+
+    direct = decode_audio(path)
+    assert ran == []
+    _assert_mono_float32(direct)
+    monkeypatch.setattr(audio, "_plain_wav_data", lambda *args: None)  # ffmpeg decodes
+    by_ffmpeg = decode_audio(path)
+    assert len(ran) == 1
+    np.testing.assert_array_equal(direct, by_ffmpeg)
+    np.testing.assert_array_equal(direct, pcm.astype(np.float64) / 32768)
+
+
+@requires_ffmpeg
+@pytest.mark.parametrize("kind", ["8-khz", "stereo", "float", "claims-more-data-than-it-has"])
+def test_a_wav_that_needs_converting_is_decoded_by_ffmpeg(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    path = tmp_path / "speech.wav"
+    if kind == "8-khz":
+        _write_pcm16_wav(path, _sine(8000), 8000)
+    elif kind == "stereo":
+        _write_pcm16_wav(path, np.stack([_sine(SAMPLE_RATE)] * 2, axis=1), SAMPLE_RATE)
+    elif kind == "float":
+        _write_float32_wav(path, _sine(SAMPLE_RATE), SAMPLE_RATE)
+    else:  # a header written before the recording ended: ffmpeg reads what is there
+        data = _plain_wav_bytes("plain", _EXTREMES.tobytes())
+        path.write_bytes(data[:40] + struct.pack("<I", 10**6) + data[44:])
+    ran = []
+    run_ffmpeg = audio._run_ffmpeg
+    monkeypatch.setattr(audio, "_run_ffmpeg", lambda *a: ran.append(a) or run_ffmpeg(*a))
+
+    waveform = decode_audio(path)
+    assert len(ran) == 1
+    _assert_mono_float32(waveform)
+    if kind == "claims-more-data-than-it-has":
+        np.testing.assert_array_equal(waveform, _EXTREMES / 32768)
+
+
 @requires_ffmpeg
 def test_float32_wav_at_16k_decodes_sample_exact(tmp_path: Path) -> None:
     path = tmp_path / "tone_f32.wav"
@@ -464,7 +543,7 @@ def test_txt_file_is_refused_as_ansi_art(tmp_path: Path) -> None:
 
 def test_missing_ffmpeg_says_to_install_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "tone.wav"
-    _write_pcm16_wav(path, _sine(SAMPLE_RATE), SAMPLE_RATE)
+    _write_pcm16_wav(path, _sine(8000), 8000)  # to resample: only ffmpeg reads it
     monkeypatch.setattr(audio, "_FFMPEG", "ffmpeg-that-is-not-installed")
 
     with pytest.raises(

@@ -834,7 +834,7 @@ def _assert_gone(pid_file: Path) -> None:
 def test_a_hung_ffmpeg_is_killed_at_the_decode_timeout(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = _one_second_wav(tmp_path)
+    path = _one_second_wav(tmp_path, channels=2)  # to downmix: only ffmpeg reads it
     stub, pid_file = _stub_executable(tmp_path, "ffmpeg", "sleep 600")
     monkeypatch.setattr(audio, "_FFMPEG", str(stub))
 
@@ -870,7 +870,7 @@ def test_an_endless_stream_stops_at_the_duration_limit(
 ) -> None:
     # A decoder that never ends: only the duration limit can stop it (the
     # timeout is far away, so reaching it would fail this test's message).
-    path = _one_second_wav(tmp_path)
+    path = _one_second_wav(tmp_path, channels=2)  # to downmix: only ffmpeg reads it
     stub, pid_file = _stub_executable(tmp_path, "ffmpeg", "cat /dev/zero")
     monkeypatch.setattr(audio, "_FFMPEG", str(stub))
 
