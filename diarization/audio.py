@@ -7,9 +7,9 @@ file from costing more than `DecodeLimits` allows or from making ffmpeg read
 anything but the file itself. It runs ``ffprobe`` then ``ffmpeg`` in
 subprocesses and streams raw samples from ffmpeg's stdout, so it needs numpy
 and the standard library only: no torch, no temporary files. A WAV that
-needs no conversion (16-bit PCM, mono, at the target rate) is read directly
-after ffprobe has accepted it: the same samples as ffmpeg's, 1 hour in 0.22 s
-instead of 0.60 s on 2 cores.
+needs no conversion (16-bit PCM, mono, at the target rate) is read directly,
+without either: the same samples as ffmpeg's, 1 hour in 0.17 s instead of 0.60 s
+on 2 cores.
 
 Why ffmpeg cannot be made to read other files or URLs:
 
@@ -185,6 +185,17 @@ def decode_audio(
     # a ":" from being read as an option or another protocol.
     url = f"file:{path.absolute()}"
 
+    max_samples = int(limits.max_duration_s * sample_rate)
+    data = _plain_wav_data(path, sample_rate)
+    if data is not None:
+        offset, num_bytes = data
+        stream = _AudioStream("wav", 1, "mono", sample_rate, num_bytes / 2 / sample_rate)
+        waveform = _read_pcm16(path, offset, num_bytes, max_samples)
+        if waveform is None:
+            raise _too_long_error(path, stream, limits)
+        _log_decoded(path, waveform, sample_rate, start, stream)
+        return waveform
+
     stream = _probe(path, url, limits, deadline)
     if stream.channels > limits.max_channels:
         raise AudioLimitError(
@@ -192,15 +203,6 @@ def decode_audio(
             f"over the limit of {limits.max_channels}; "
             f"set {ENV_MAX_CHANNELS} to raise it"
         )
-
-    max_samples = int(limits.max_duration_s * sample_rate)
-    data = _plain_wav_data(path, stream, sample_rate)
-    if data is not None:
-        waveform = _read_pcm16(path, *data, max_samples)
-        if waveform is None:
-            raise _too_long_error(path, stream, limits)
-        _log_decoded(path, waveform, sample_rate, start, stream)
-        return waveform
 
     command = _ffmpeg_command(url, stream, sample_rate)
     samples, stderr_lines, returncode = _run_ffmpeg(
@@ -262,20 +264,20 @@ def _too_long_error(path: Path, stream: _AudioStream, limits: DecodeLimits) -> A
     )
 
 
-def _plain_wav_data(path: Path, stream: _AudioStream, sample_rate: int) -> tuple[int, int] | None:
+def _plain_wav_data(path: Path, sample_rate: int) -> tuple[int, int] | None:
     """(offset, bytes) of the samples of a WAV file that needs no decoding, or None.
 
-    A RIFF WAV of 16-bit PCM, mono, already at `sample_rate`, with a data chunk that
-    lies within the file, is what ffmpeg would write here after converting each
-    sample to x / 32768 (exact in float32): read directly, 1 hour takes a fraction of
-    ffmpeg's time. Anything else (another format or rate, RF64, WAVE_FORMAT_EXTENSIBLE,
-    a header that claims more data than the file holds) goes to ffmpeg.
+    A RIFF WAVE file of 16-bit PCM, mono, already at `sample_rate`, with a data chunk
+    that lies within the file, holds what ffmpeg would write here after converting
+    each sample to x / 32768 (exact in float32), and refers to nothing outside itself:
+    read directly, without ffprobe or ffmpeg, 1 hour takes a third of ffmpeg's time.
+    Anything else (another format or rate, RF64, WAVE_FORMAT_EXTENSIBLE, a header that
+    claims more data than the file holds) goes to ffprobe and ffmpeg.
     """
-    if stream.format_name != "wav" or stream.channels != 1 or stream.sample_rate_hz != sample_rate:
-        return None
     with path.open("rb") as f:
         size = os.fstat(f.fileno()).st_size
-        if f.read(12)[:4] != b"RIFF":
+        header = f.read(12)
+        if header[:4] != b"RIFF" or header[8:12] != b"WAVE":
             return None
         fmt = None
         position = 12

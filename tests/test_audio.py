@@ -179,15 +179,16 @@ def test_16k_mono_pcm16_wav_is_read_directly_with_ffmpegs_values(
     path = tmp_path / "speech.wav"
     path.write_bytes(_plain_wav_bytes(layout, pcm.tobytes()))
     ran = []
-    run_ffmpeg = audio._run_ffmpeg
-    monkeypatch.setattr(audio, "_run_ffmpeg", lambda *a: ran.append(a) or run_ffmpeg(*a))
+    run_ffmpeg, probe = audio._run_ffmpeg, audio._probe
+    monkeypatch.setattr(audio, "_run_ffmpeg", lambda *a: ran.append("ffmpeg") or run_ffmpeg(*a))
+    monkeypatch.setattr(audio, "_probe", lambda *a: ran.append("ffprobe") or probe(*a))
 
     direct = decode_audio(path)
-    assert ran == []
+    assert ran == []  # neither ffprobe nor ffmpeg ran
     _assert_mono_float32(direct)
     monkeypatch.setattr(audio, "_plain_wav_data", lambda *args: None)  # ffmpeg decodes
     by_ffmpeg = decode_audio(path)
-    assert len(ran) == 1
+    assert ran == ["ffprobe", "ffmpeg"]
     np.testing.assert_array_equal(direct, by_ffmpeg)
     np.testing.assert_array_equal(direct, pcm.astype(np.float64) / 32768)
 

@@ -851,7 +851,7 @@ def test_a_hung_ffmpeg_is_killed_at_the_decode_timeout(
 def test_a_hung_ffprobe_is_killed_at_the_decode_timeout(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = _one_second_wav(tmp_path)
+    path = _one_second_wav(tmp_path, channels=2)  # to downmix: only ffmpeg reads it
     stub, pid_file = _stub_executable(tmp_path, "ffprobe", "sleep 600")
     monkeypatch.setattr(audio, "_FFPROBE", str(stub))
 

@@ -12,10 +12,10 @@
 # PLAN: "checks" (default: the GPU tests, ECAPA's forward pass side by side, the
 # segmentation model's batch sizes, 1 h in each precision, 10 min side by side with
 # stock, 4 h, the worst case, a profile, precision), "recheck" (after a change, in
-# about 5 minutes: the GPU tests, 1 h in fp32 and TF32, 10 min side by side with
-# stock warmed up and cold, 4 h's memory, also with expandable segments), "memory" (a
-# call's GPU memory after the warm-up) or "profile" (where the exact stage's time goes,
-# then 1 h again).
+# about 6 minutes: the GPU tests, 10 min side by side with stock warmed up in fp32
+# and auto, 1 h in both, 4 h's memory, also with expandable segments, 10 min cold),
+# "memory" (a call's GPU memory after the warm-up) or "profile" (where the exact
+# stage's time goes, then 1 h again).
 # Steps run in order of importance, each within what is left of DEADLINE_S seconds;
 # everything printed also goes to $OUT/log.txt.
 # QUICK=1 shrinks every input (a dry run on a CPU); PYTHON picks the interpreter
@@ -67,7 +67,8 @@ step() {  # step LIMIT_S command...: run within LIMIT_S and what is left of DEAD
 common=(--weights "$weights" --speakers "$CARRY/speakers")
 # steps more than one plan runs
 gpu_tests=(-m pytest -q -p no:cacheprovider -m gpu tests/test_exact_embeddings.py
-    tests/test_ecapa_forward.py tests/test_single_pass.py tests/test_pipeline.py)
+    tests/test_ecapa_forward.py tests/test_single_pass.py tests/test_pipeline.py
+    tests/test_precision.py)
 ecapa_speed=(scripts/ecapa_speed.py --batch 32 --frames "$(m 501 120)" --weights "$weights")
 profile=(scripts/profile_embeddings.py --minutes "$(m 3 0.15)" --oracle-activity --rows 12
     "${common[@]}")
@@ -94,26 +95,27 @@ if [ "$PLAN" = checks ]; then
         "${common[@]}"
 elif [ "$PLAN" = recheck ]; then
     # first the GPU tests: among them, that a batch of the exact stage queues on the GPU
-    # without waiting for it (torch.cuda.set_sync_debug_mode)
+    # without waiting for it (torch.cuda.set_sync_debug_mode), and that precision auto
+    # checks TF32 at load and runs only the embedding stage in it
     step 60 "${gpu_tests[@]}"
-    # 1 h at the GPU's 64 pairs per embedding batch, in fp32 and TF32 (the exact stage
-    # is bound by the GPU's fp32 products now: what does TF32 change?)
+    # 10 min side by side with stock, each warmed up first as the service is at load:
+    # ours in strict fp32 and in auto (the default: TF32 embeddings once checked)
+    step 90 scripts/benchmark.py --minutes "$(m 10 0.15)" --oracle-activity --only stock ours \
+        --precision fp32 auto --warm-up 10 "${common[@]}"
+    # 1 h in strict fp32 and in auto
     step 80 scripts/benchmark.py --minutes "$(m 60 0.2)" --oracle-activity --only ours \
-        --precision fp32 tf32 "${common[@]}"
-    # 10 min side by side with stock, each warmed up first as the service is at load,
-    # then each as the first call of its process
-    step 70 scripts/benchmark.py --minutes "$(m 10 0.15)" --oracle-activity --only stock ours \
-        --warm-up 10 "${common[@]}"
+        --precision fp32 auto --warm-up 10 "${common[@]}"
     # 4 h: GPU memory (allocated and reserved) with 64 pairs per batch, host memory with
     # the Cog image's allocator setting
     MALLOC_MMAP_THRESHOLD_=131072 step 100 scripts/memory_profile.py --minutes "$(m 240 0.25)" \
         --oracle-activity "${common[@]}"
-    step 60 scripts/benchmark.py --minutes "$(m 10 0.15)" --oracle-activity --only stock ours \
-        "${common[@]}"
     # the 4 h again with PyTorch's expandable segments: the segmentation reserved 3.62 GiB
     # for 2.33 allocated (fragmentation), the one figure near the 4 GB bound
     MALLOC_MMAP_THRESHOLD_=131072 PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True \
         step 100 scripts/memory_profile.py --minutes "$(m 240 0.25)" --oracle-activity \
+        "${common[@]}"
+    # each as the first call of its process (auto's check warms ours up: fp32 only here)
+    step 60 scripts/benchmark.py --minutes "$(m 10 0.15)" --oracle-activity --only stock ours \
         "${common[@]}"
 elif [ "$PLAN" = memory ]; then
     # the GPU memory a call reserves after the warm-up (the warm-up's cache given back)
