@@ -10,6 +10,10 @@ batch, the ratio, and how far the embeddings differ (largest 1 - cosine).
 A case is a batch of rows of --frames frames (501: five seconds), each row counting
 all its frames, or (the second case of each size) rows whose counted frames spread
 over the last 70 frames, as the exact stage's batches of pairs do.
+
+--tf32 runs both with TF32 on (precision "auto"'s embedding stage). On a GPU, ours
+also runs replayed from a CUDA graph captured once per case (an experiment: the
+exact stage does not do this): what launching its kernels from Python costs.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, nargs="+", default=[4, 32])
     parser.add_argument("--frames", type=int, default=501)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--tf32", action="store_true", help="TF32 on for both (GPU)")
     args = parser.parse_args()
 
     import torch
@@ -41,10 +46,12 @@ def main() -> None:
     from diarization.weights import WeightsLayout
 
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    # TF32 off for both, as pyannote runs them (importing SpeechBrain switched it on)
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    # TF32 off for both, as pyannote runs them (importing SpeechBrain switched it on),
+    # unless asked for
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = args.tf32
     weights, kind = pick_weights(args.weights, Path(tempfile.mkdtemp(prefix="ecapa-speed-")))
-    print(f"machine: {machine(device.type)}; weights: {kind}; fp32")
+    precision = "tf32" if args.tf32 else "fp32"
+    print(f"machine: {machine(device.type)}; weights: {kind}; {precision}")
     embedding = LocalSpeechBrainEmbedding(WeightsLayout(weights).embedding, device)
     module = embedding.classifier_.mods.embedding_model
     ours = EcapaForward(module)
@@ -78,6 +85,32 @@ def main() -> None:
                     f" ({stock_ms / ours_ms:.2f}x); 1 - cosine at most "
                     f"{float((1 - cosine).max()):.1e}"
                 )
+                if device.type == "cuda":
+                    print(f"    {graph_figures(ours, feats, counts, got, timed)}", flush=True)
+
+
+def graph_figures(ours, feats, counts, eager, timed) -> str:
+    """Ours replayed from a CUDA graph, captured once: its milliseconds per batch and
+    whether it gives the eager pass's embeddings, or why the capture failed."""
+    import torch
+
+    static = feats.clone()
+    pinned = counts.pin_memory()  # copied to the GPU inside the graph, without pinning
+    try:
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(2):  # allocations and cached index tensors before the capture
+                ours(static, pinned)
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            out = ours(static, pinned)
+    except Exception as e:  # an experiment: say why, go on with the next case
+        return f"CUDA graph: capture failed ({type(e).__name__}: {str(e)[:200]})"
+    graph_ms, _ = timed(graph.replay)
+    same = "the same" if torch.equal(out, eager) else "DIFFERENT"
+    return f"ours from a CUDA graph {graph_ms:8.1f} ms; embeddings {same}"
 
 
 if __name__ == "__main__":

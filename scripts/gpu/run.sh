@@ -12,8 +12,9 @@
 # PLAN: "checks" (default: the GPU tests, ECAPA's forward pass side by side, the
 # segmentation model's batch sizes, 1 h in each precision, 10 min side by side with
 # stock, 4 h, the worst case, a profile, precision), "recheck" (after a change, in
-# about 6 minutes: the GPU tests, 10 min side by side with stock warmed up in fp32
-# and auto, 1 h in both, 4 h's memory, also with expandable segments, 10 min cold),
+# about 7 minutes: the GPU tests, 10 min side by side with stock warmed up in fp32
+# and auto, 1 h in both, ECAPA in TF32 eagerly and from a CUDA graph, 4 h's memory,
+# also with expandable segments, 10 min cold),
 # "memory" (a call's GPU memory after the warm-up) or "profile" (where the exact
 # stage's time goes, then 1 h again).
 # Steps run in order of importance, each within what is left of DEADLINE_S seconds;
@@ -105,6 +106,9 @@ elif [ "$PLAN" = recheck ]; then
     # 1 h in strict fp32 and in auto
     step 80 scripts/benchmark.py --minutes "$(m 60 0.2)" --oracle-activity --only ours \
         --precision fp32 auto --warm-up 10 "${common[@]}"
+    # with TF32 the stage may wait for Python's kernel launches: ECAPA's batch of 64
+    # eagerly and replayed from a CUDA graph
+    step 40 scripts/ecapa_speed.py --batch 64 --frames "$(m 501 120)" --tf32 --weights "$weights"
     # 4 h: GPU memory (allocated and reserved) with 64 pairs per batch, host memory with
     # the Cog image's allocator setting
     MALLOC_MMAP_THRESHOLD_=131072 step 100 scripts/memory_profile.py --minutes "$(m 240 0.25)" \
