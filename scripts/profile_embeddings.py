@@ -38,7 +38,7 @@ def main() -> None:
     from torch.profiler import ProfilerActivity, profile
 
     from diarization.audio import decode_audio
-    from diarization.pyannote_pipeline import PyannotePipeline, load_models
+    from diarization.pyannote_pipeline import PyannotePipeline, load_models, settle_precision
     from diarization.weights import WeightsLayout
 
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -47,6 +47,8 @@ def main() -> None:
     print(f"machine: {machine(device.type)}; precision {args.precision}; weights: {kind}")
     audio = build_conversation(args.minutes, work / "conversation.wav", speakers=args.speakers)
     pipeline = load_models(WeightsLayout(weights), device, precision=args.precision)
+    if args.precision == "auto" and device.type == "cuda":
+        settle_precision(pipeline)  # as the service loads: TF32 embeddings once checked
     runner = PyannotePipeline(pipeline)
     waveform = decode_audio(audio)
     runner(waveform[: 60 * 16000], 16000)  # warm-up

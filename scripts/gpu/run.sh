@@ -121,12 +121,16 @@ elif [ "$PLAN" = recheck ]; then
     # each as the first call of its process (auto's check warms ours up: fp32 only here)
     step 60 scripts/benchmark.py --minutes "$(m 10 0.15)" --oracle-activity --only stock ours \
         "${common[@]}"
+    # where the time of the embedding stage in TF32 goes (1 h: 2.55 s, where its matrix
+    # products alone should take a fraction of that)
+    step 45 "${profile[@]}" --precision auto
 elif [ "$PLAN" = memory ]; then
     # the GPU memory a call reserves after the warm-up (the warm-up's cache given back)
     step 60 scripts/benchmark.py --minutes "$(m 10 0.15)" --oracle-activity --only ours \
         --warm-up 10 "${common[@]}"
 else
     step 45 "${profile[@]}"
+    step 45 "${profile[@]}" --precision auto
     step 90 scripts/benchmark.py --minutes "$(m 60 0.2)" --oracle-activity --only ours single-pass \
         "${common[@]}"
     step 60 scripts/benchmark.py --minutes "$(m 240 0.25)" --oracle-activity --only single-pass \
