@@ -251,7 +251,11 @@ def settle_precision(pipeline: SpeakerDiarization, seconds: float = WARM_UP_SECO
     pipeline.tf32_embeddings = False
     strict = warm_up(pipeline, seconds)
     pipeline.tf32_embeddings = True
-    deviation = embedding_deviation(strict, warm_up(pipeline, seconds))
+    try:
+        fast = warm_up(pipeline, seconds)
+    finally:
+        pipeline.tf32_embeddings = False  # unless the check below keeps it
+    deviation = embedding_deviation(strict, fast)
     pipeline.tf32_embeddings = deviation <= AUTO_TF32_TOLERANCE
     if pipeline.tf32_embeddings:
         logger.info(

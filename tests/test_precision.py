@@ -268,6 +268,22 @@ def test_settle_precision_keeps_tf32_only_within_the_tolerance(
     assert message in caplog.text and f"{one_minus_cosine:.1e}" in caplog.text
 
 
+def test_settle_precision_leaves_fp32_when_the_tf32_run_fails(random_weights, monkeypatch):
+    from diarization import pyannote_pipeline
+
+    pipeline = load_models(random_weights, CPU, precision="auto")
+
+    def fake_warm_up(pipeline, seconds):
+        if pipeline.tf32_embeddings:
+            raise torch.OutOfMemoryError("CUDA out of memory (injected)")
+        return np.ones((11, 3, 192))
+
+    monkeypatch.setattr(pyannote_pipeline, "warm_up", fake_warm_up)
+    with pytest.raises(torch.OutOfMemoryError, match="injected"):
+        settle_precision(pipeline)
+    assert pipeline.tf32_embeddings is False
+
+
 @pytest.mark.parametrize(("tf32_embeddings", "label"), [(True, " (tf32 on the GPU)"), (False, "")])
 def test_the_output_names_tf32_only_where_auto_kept_it(random_weights, tf32_embeddings, label):
     from diarization.pyannote_pipeline import PyannotePipeline
