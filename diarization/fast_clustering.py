@@ -83,12 +83,14 @@ def euclidean_distances(x: np.ndarray, block_rows: int = 256) -> np.ndarray:
         np.matmul(rows, x[first:].T, out=dot)
         dot *= 2.0
         d2 -= dot
+        # while the block is in cache (over the whole result: two more passes over it)
+        np.maximum(d2, 0.0, out=d2)
+        np.sqrt(d2, out=d2)
         for i in range(r):
             later = d2[i, i + 1 :]
             out[position : position + len(later)] = later
             position += len(later)
-    np.maximum(out, 0.0, out=out)
-    return np.sqrt(out, out=out)
+    return out
 
 
 def linkage_by_matrix_products(x: np.ndarray, method: str = "single", metric: str = "euclidean"):
