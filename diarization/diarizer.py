@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from diarization.audio import SAMPLE_RATE, decode_audio
+from diarization.cpu_threads import fit_threads_to_cpus
 from diarization.identify import DEFAULT_THRESHOLDS, apply_names, match_speakers
 from diarization.limits import ENV_PREDICTION_TIMEOUT_S, prediction_timeout_s
 from diarization.postprocess import PostprocessOptions, postprocess
@@ -268,6 +269,8 @@ def _load(
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     # Imported here so that `import diarization` stays free of torch.
     from diarization.pipelines import load_pipeline
+
+    fit_threads_to_cpus()  # no more threads than a container's CPU quota allows
 
     started = time.perf_counter()
     weights = layout.root if name == "pyannote" else None
