@@ -180,11 +180,13 @@ def run_child(
     if embedding_batch:
         pipeline.embedding_batch_size = embedding_batch
     tf32_deviation = None
+    started = time.perf_counter()
     if precision == "auto" and device.startswith("cuda"):
         # as the service loads: a warm-up in fp32, one in TF32, and the choice
         tf32_deviation = settle_precision(pipeline, warm_up_seconds or WARM_UP_SECONDS)
     elif warm_up_seconds:
         warm_up(pipeline, warm_up_seconds)
+    warm_up_s = time.perf_counter() - started
     if oracle:
         use_oracle_segmentations(pipeline, audio, run_model=True)
     timer = _StageTimer(None)
@@ -230,6 +232,7 @@ def run_child(
     figures = {
         "variant": variant,
         "load_s": load_s,
+        "warm_up_s": warm_up_s,
         "stages": stages,
         "total_s": sum(stages.values()),
         "audio_s": raw.duration,
@@ -505,6 +508,7 @@ def main() -> None:
 
 def print_run(name: str, r: dict) -> None:
     stages = ", ".join(f"{k} {v:.2f}" for k, v in r["stages"].items())
+    warm = f" + warm-up {r['warm_up_s']:.2f} s" if r.get("warm_up_s", 0) > 0.005 else ""
     gpu = ""
     if "peak_gpu_mb" in r:
         gpu = (
@@ -513,7 +517,7 @@ def print_run(name: str, r: dict) -> None:
         )
     print(
         f"  {name:5s} total {r['total_s']:.2f} s = {r['audio_s'] / r['total_s']:.1f}x "
-        f"real time; load {r['load_s']:.2f} s; peak RSS {r['peak_rss_mb']:.0f} MB{gpu}; "
+        f"real time; load {r['load_s']:.2f} s{warm}; peak RSS {r['peak_rss_mb']:.0f} MB{gpu}; "
         f"{r['speakers']} speakers\n        stages (s): {stages}",
         flush=True,
     )
