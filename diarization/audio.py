@@ -272,26 +272,30 @@ def _plain_wav_data(path: Path, sample_rate: int) -> tuple[int, int] | None:
     each sample to x / 32768 (exact in float32), and refers to nothing outside itself:
     read directly, without ffprobe or ffmpeg, 1 hour takes a third of ffmpeg's time.
     Anything else (another format or rate, RF64, WAVE_FORMAT_EXTENSIBLE, a header that
-    claims more data than the file holds) goes to ffprobe and ffmpeg.
+    claims more data than the file holds) goes to ffprobe and ffmpeg, and so does a file
+    that cannot be read here (ffprobe then says why).
     """
-    with path.open("rb") as f:
-        size = os.fstat(f.fileno()).st_size
-        header = f.read(12)
-        if header[:4] != b"RIFF" or header[8:12] != b"WAVE":
-            return None
-        fmt = None
-        position = 12
-        while position + 8 <= size:
-            f.seek(position)
-            name, length = struct.unpack("<4sI", f.read(8))
-            position += 8
-            if name == b"fmt " and length >= 16:
-                fmt = struct.unpack("<HHIIHH", f.read(16))
-            elif name == b"data":
-                # (format tag 1: PCM, channels, rate, bytes/s, block align, bits)
-                plain = fmt == (1, 1, sample_rate, 2 * sample_rate, 2, 16)
-                return (position, length) if plain and position + length <= size else None
-            position += length + length % 2  # chunks are padded to an even size
+    try:
+        with path.open("rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            header = f.read(12)
+            if header[:4] != b"RIFF" or header[8:12] != b"WAVE":
+                return None
+            fmt = None
+            position = 12
+            while position + 8 <= size:
+                f.seek(position)
+                name, length = struct.unpack("<4sI", f.read(8))
+                position += 8
+                if name == b"fmt " and length >= 16:
+                    fmt = struct.unpack("<HHIIHH", f.read(16))
+                elif name == b"data":
+                    # (format tag 1: PCM, channels, rate, bytes/s, block align, bits)
+                    plain = fmt == (1, 1, sample_rate, 2 * sample_rate, 2, 16)
+                    return (position, length) if plain and position + length <= size else None
+                position += length + length % 2  # chunks are padded to an even size
+    except OSError:
+        return None
     return None
 
 
@@ -308,15 +312,18 @@ def _read_pcm16(path: Path, offset: int, num_bytes: int, max_samples: int) -> np
     # pages: 0.13 s, every call)
     waveform = np.frombuffer(bytearray(4 * num_samples), np.float32)
     block = np.empty(min(num_samples, _CLEAN_BLOCK_SAMPLES), "<i2")
-    with path.open("rb") as f:
-        f.seek(offset)
-        for start in range(0, num_samples, len(block)):
-            part = block[: min(len(block), num_samples - start)]
-            if f.readinto(memoryview(part).cast("B")) != part.nbytes:
-                raise AudioDecodeError(
-                    f"could not decode '{path}': the file ended before its samples did"
-                )
-            np.multiply(part, np.float32(1 / 32768), out=waveform[start : start + len(part)])
+    try:
+        with path.open("rb") as f:
+            f.seek(offset)
+            for start in range(0, num_samples, len(block)):
+                part = block[: min(len(block), num_samples - start)]
+                if f.readinto(memoryview(part).cast("B")) != part.nbytes:
+                    raise AudioDecodeError(
+                        f"could not decode '{path}': the file ended before its samples did"
+                    )
+                np.multiply(part, np.float32(1 / 32768), out=waveform[start : start + len(part)])
+    except OSError as e:
+        raise AudioDecodeError(f"could not decode '{path}': {e.strerror or e}") from e
     return waveform
 
 

@@ -194,6 +194,24 @@ def test_16k_mono_pcm16_wav_is_read_directly_with_ffmpegs_values(
 
 
 @requires_ffmpeg
+def test_a_wav_this_process_cannot_open_goes_to_ffmpeg(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # ffprobe then says why it cannot be read (here, as root, it can: it decodes)
+    path = tmp_path / "speech.wav"
+    path.write_bytes(_plain_wav_bytes("plain", _EXTREMES.tobytes()))
+    open_file = Path.open
+
+    def refuse(self, *args, **kwargs):
+        if self == path:
+            raise PermissionError(13, "Permission denied")
+        return open_file(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", refuse)
+    np.testing.assert_array_equal(decode_audio(path), _EXTREMES / 32768)
+
+
+@requires_ffmpeg
 @pytest.mark.parametrize("kind", ["8-khz", "stereo", "float", "claims-more-data-than-it-has"])
 def test_a_wav_that_needs_converting_is_decoded_by_ffmpeg(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
