@@ -789,6 +789,31 @@ def test_fast_binarize_gives_pyannotes_annotation(labels):
         assert len(got) > 20
 
 
+@pytest.mark.parametrize("labels", [None, [f"s{k}" for k in range(12)], ["x", "y"] * 6])
+def test_fast_binarize_fills_gaps_as_pyannotes_support(labels):
+    # twelve speakers: labels sorted as strings ("10" before "2"), more tracks than
+    # letters (track names "AA", ...), regions one frame long (empty segments), gaps at
+    # and around the collar; repeated labels go to pyannote's own
+    from pyannote.audio.utils.signal import Binarize
+    from pyannote.core import SlidingWindow, SlidingWindowFeature
+
+    from diarization.pyannote_frames import FastBinarize
+
+    rng = np.random.default_rng(10)
+    data = (np.repeat(rng.random((600, 12)), rng.integers(1, 40, 600), axis=0) < 0.4) * 1.0
+    data[rng.random(data.shape) < 0.01] = 1.0  # one-frame regions
+    data[-1, 3] = 1.0  # a region starting on the last frame: an empty segment
+    frames = SlidingWindow(start=0.0, duration=0.0619375, step=0.016875)
+    scores = SlidingWindowFeature(data, frames, labels=labels)
+    tracks = {}
+    for collar in [0.016875 * 34, 0.58, 1e-7, 2.0]:
+        expected = Binarize(onset=0.5, min_duration_off=collar)(scores)
+        got = FastBinarize(onset=0.5, min_duration_off=collar)(scores)
+        assert list(got.itertracks(yield_label=True)) == list(expected.itertracks(yield_label=True))
+        tracks[collar] = len(got)
+    assert tracks[1e-7] > 26 and tracks[1e-7] > tracks[0.58] > tracks[2.0] > 0
+
+
 def test_to_annotation_gives_pyannotes_result():
     from pyannote.audio.pipelines.utils.diarization import SpeakerDiarizationMixin
     from pyannote.core import SlidingWindow, SlidingWindowFeature
