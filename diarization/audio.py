@@ -83,7 +83,7 @@ _INPUT_GUARDS = (
 # ("Rematrix is needed ... but there is not enough information").
 _MAX_GUESSED_LAYOUT_CHANNELS = 8
 _READ_CHUNK_BYTES = 1 << 20
-#: Samples cleaned of NaN and infinities at a time (16 MB of float32).
+#: Samples cleaned of NaN and infinities, or read from a WAV, at a time (16 MB of float32).
 _CLEAN_BLOCK_SAMPLES = 1 << 22
 # Keep only the end of ffmpeg's stderr: a damaged file can make it log one
 # line per packet, and the reason for a failure is in the last lines.

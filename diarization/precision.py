@@ -117,19 +117,29 @@ def autocast_forward(forward, device_type: str, dtype: torch.dtype):
     return run
 
 
+def pair_cosines(reference, other):
+    """(pairs,) the cosine between the rows of two (..., dimension) arrays of embeddings
+    of the same pairs, for the pairs embedded in both (no NaN), in float64 (float32
+    cannot resolve cosines within about 1e-7 of 1)."""
+    import numpy as np
+
+    dimension = np.shape(reference)[-1]
+    reference = np.asarray(reference, np.float64).reshape(-1, dimension)
+    other = np.asarray(other, np.float64).reshape(-1, dimension)
+    both = ~np.isnan(reference).any(axis=1) & ~np.isnan(other).any(axis=1)
+    a, b = reference[both], other[both]
+    return np.sum(a * b, axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
 def embedding_deviation(reference, other) -> float:
     """The largest 1 - cosine between the rows of two (..., dimension) arrays of
-    embeddings of the same pairs, in float64 (float32 cannot resolve cosines this
-    close to 1); pairs without an embedding (NaN) are left out. inf where the two
-    differ in which pairs have one, or where no pair has one in both.
+    embeddings of the same pairs (`pair_cosines`); pairs without an embedding (NaN) are
+    left out. inf where the two differ in which pairs have one, or where no pair has one
+    in both.
     """
     import numpy as np
 
-    reference = np.asarray(reference, np.float64).reshape(-1, np.shape(reference)[-1])
-    other = np.asarray(other, np.float64).reshape(reference.shape)
-    embedded = ~np.isnan(reference).any(axis=1)
-    if not np.array_equal(embedded, ~np.isnan(other).any(axis=1)) or not embedded.any():
+    embedded = ~np.isnan(reference).any(axis=-1)
+    if not np.array_equal(embedded, ~np.isnan(other).any(axis=-1)) or not embedded.any():
         return float("inf")
-    a, b = reference[embedded], other[embedded]
-    cosine = np.sum(a * b, axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
-    return float(np.max(1.0 - cosine))
+    return float(np.max(1.0 - pair_cosines(reference, other)))

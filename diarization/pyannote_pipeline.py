@@ -274,6 +274,15 @@ def settle_precision(pipeline: SpeakerDiarization, seconds: float = WARM_UP_SECO
     return deviation
 
 
+def warm_up_as_loaded(pipeline: SpeakerDiarization, seconds: float = WARM_UP_SECONDS):
+    """What loading runs on a GPU: `settle_precision` under precision "auto" on a GPU
+    (returning its deviation), else `warm_up` (returning None)."""
+    if getattr(pipeline, "precision", None) == "auto" and pipeline.device.type == "cuda":
+        return settle_precision(pipeline, seconds)
+    warm_up(pipeline, seconds)
+    return None
+
+
 def _quiet_loggers(*names: str) -> None:
     for name in names:
         logging.getLogger(name).setLevel(logging.ERROR)
@@ -314,10 +323,7 @@ class PyannotePipeline:
         pipeline = load_models(layout, device, single_pass=single_pass, precision=precision)
         if device.type == "cuda":
             started = time.perf_counter()
-            if precision == "auto":
-                settle_precision(pipeline)
-            else:
-                warm_up(pipeline)
+            warm_up_as_loaded(pipeline)
             logger.info("warmed up on the GPU in %.2f s", time.perf_counter() - started)
         return cls(pipeline)
 

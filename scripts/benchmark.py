@@ -43,7 +43,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from diarization.precision import PRECISIONS  # noqa: E402  (imports no torch)
+from diarization.precision import PRECISIONS, pair_cosines  # noqa: E402  (no torch)
 
 SPEAKERS = ROOT.parent / "shared" / "data" / "speakers"
 VARIANTS = ["stock", "ours", "single-pass"]
@@ -162,8 +162,7 @@ def run_child(
         PyannotePipeline,
         _StageTimer,
         load_models,
-        settle_precision,
-        warm_up,
+        warm_up_as_loaded,
     )
     from diarization.schema import RawDiarization, SpeakerCount, Turn
     from diarization.weights import WeightsLayout
@@ -181,11 +180,9 @@ def run_child(
         pipeline.embedding_batch_size = embedding_batch
     tf32_deviation = None
     started = time.perf_counter()
-    if precision == "auto" and device.startswith("cuda"):
-        # as the service loads: a warm-up in fp32, one in TF32, and the choice
-        tf32_deviation = settle_precision(pipeline, warm_up_seconds or WARM_UP_SECONDS)
-    elif warm_up_seconds:
-        warm_up(pipeline, warm_up_seconds)
+    if warm_up_seconds or (precision == "auto" and device.startswith("cuda")):
+        # as the service loads (under auto on a GPU: a warm-up in fp32, one in TF32)
+        tf32_deviation = warm_up_as_loaded(pipeline, warm_up_seconds or WARM_UP_SECONDS)
     warm_up_s = time.perf_counter() - started
     if oracle:
         use_oracle_segmentations(pipeline, audio, run_model=True)
@@ -539,10 +536,7 @@ def runs(
 
 def cosine_summary(reference: np.ndarray, other: np.ndarray) -> str:
     """Cosine similarity of each (window, speaker) embedding both stages computed."""
-    both = ~np.isnan(reference).any(axis=-1) & ~np.isnan(other).any(axis=-1)
-    # in float64: float32 cannot resolve cosines within about 1e-7 of 1
-    a, b = reference[both].astype(np.float64), other[both].astype(np.float64)
-    cosine = np.sum(a * b, axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+    cosine = pair_cosines(reference, other)
     only = int((np.isnan(reference).any(axis=-1) != np.isnan(other).any(axis=-1)).sum())
     return (
         f"{len(cosine)} pairs, cosine mean {cosine.mean():.4f}, 5th percentile "
