@@ -105,10 +105,7 @@ def aggregate_whole_numbers(
         )
         + 1
     )
-    # (num_chunks,) each window's first frame, as pyannote finds it
-    starts = np.array(
-        [frames.closest_frame(chunks[c].start + 0.5 * frames.duration) for c in range(num_chunks)]
-    )
+    starts = _first_frames(chunks, frames, num_chunks)
     # (per_chunk * num_classes,) where a window's values land after its first frame's
     offsets = (np.arange(per_chunk)[:, None] * num_classes + np.arange(num_classes)).ravel()
     # sums and counts of values per (frame, class), exact in float64
@@ -128,6 +125,16 @@ def aggregate_whole_numbers(
     average = total if skip_average else total / np.maximum(count, 1e-12)
     average[count == 0] = missing
     return SlidingWindowFeature(average, frames)
+
+
+def _first_frames(chunks: SlidingWindow, frames: SlidingWindow, num_chunks: int) -> np.ndarray:
+    """(num_chunks,) the frame of `frames` each window of `chunks` starts at, as
+    pyannote's aggregation finds it (`frames.closest_frame(chunks[c].start + 0.5 *
+    frames.duration)`), with the same float64 operations in the same order on all the
+    windows at once (a Python call per window took 0.08 s of each aggregation of 1 hour)."""
+    half = 0.5 * frames.duration
+    starts = chunks.start + np.arange(num_chunks) * chunks.step
+    return np.rint((starts + half - frames.start - half) / frames.step).astype(np.int64)
 
 
 class FastBinarize(Binarize):

@@ -743,6 +743,34 @@ def test_aggregating_whole_numbers_gives_pyannotes_result(skip_average):
     assert np.isnan(got.data).sum() == 0 and np.isnan(data).any()  # the input kept its NaN
 
 
+@pytest.mark.parametrize(
+    "windows, frames",
+    [
+        ((0.0, 5.0, 0.5), (0.0, 0.0619375, 0.016875)),  # the pipeline's, trimmed or not
+        ((0.1, 4.8, 0.5), (0.1, 0.0619375, 0.016875)),
+        ((0.0, 10.0, 1.0), (0.0, 0.0619375, 0.016875)),  # the community-1 geometry
+        ((0.37, 2.0, 0.1), (0.0, 0.025, 0.02)),
+        # starts on half frames (rint's ties), where adding and taking away the half
+        # frame duration decides 4 of them: leaving both out would not be pyannote's
+        ((0.0, 5.0, 0.125), (0.0, 0.3, 0.25)),
+    ],
+)
+def test_each_windows_first_frame_is_pyannotes_on_four_hours_of_windows(windows, frames):
+    from pyannote.core import SlidingWindow
+
+    from diarization.pyannote_frames import _first_frames
+
+    chunks = SlidingWindow(start=windows[0], duration=windows[1], step=windows[2])
+    frames = SlidingWindow(start=frames[0], duration=frames[1], step=frames[2])
+    num_chunks = int(4 * 3600 / chunks.step)
+    expected = [
+        frames.closest_frame(chunks[c].start + 0.5 * frames.duration) for c in range(num_chunks)
+    ]
+    got = _first_frames(chunks, frames, num_chunks)
+    assert got.dtype == np.int64
+    np.testing.assert_array_equal(got, expected)
+
+
 @pytest.mark.parametrize("warm_up", [(0.0, 0.0), (0.1, 0.1)])
 def test_speaker_count_gives_pyannotes_result(warm_up):
     from pyannote.audio.pipelines.utils.diarization import SpeakerDiarizationMixin
