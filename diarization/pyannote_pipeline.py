@@ -25,6 +25,7 @@ from pyannote.audio.pipelines import SpeakerDiarization
 from pyannote.audio.pipelines.speaker_verification import SpeechBrainPretrainedSpeakerEmbedding
 from pyannote.core import Annotation, SlidingWindowFeature
 
+from diarization.audio import AudioDecodeError, FFmpegNotFoundError, decode_audio
 from diarization.precision import (
     AUTO_TF32_TOLERANCE,
     DEFAULT_PRECISION,
@@ -198,20 +199,30 @@ def load_models(
 
 #: Seconds of audio `warm_up` runs the pipeline on.
 WARM_UP_SECONDS = 10.0
+#: Real speech that `settle_precision` compares TF32 with fp32 on, where it is (the
+#: example: two LibriSpeech speakers, 41 s); noise otherwise.
+CHECK_SPEECH = Path(__file__).resolve().parent.parent / "examples" / "conversation.mp3"
 
 
-def warm_up(pipeline: SpeakerDiarization, seconds: float = WARM_UP_SECONDS) -> np.ndarray:
-    """Run `pipeline` once on `seconds` of low noise with every local speaker taken as
-    active, so that every stage runs whatever the weights find in noise. On a GPU the
-    first call of a process loads CUDA's kernels, creates cuBLAS's and cuDNN's handles
-    and plans the FFTs; run at load, that no longer lands on the first request. Any
-    pyannote `SpeakerDiarization` (stock too); its state is as before afterwards.
+def warm_up(
+    pipeline: SpeakerDiarization,
+    seconds: float = WARM_UP_SECONDS,
+    waveform: np.ndarray | None = None,
+) -> np.ndarray:
+    """Run `pipeline` once on `waveform` (16 kHz mono), by default on `seconds` of low
+    noise, with every local speaker taken as active, so that every stage runs whatever
+    the weights find in it. On a GPU the first call of a process loads CUDA's kernels,
+    creates cuBLAS's and cuDNN's handles and plans the FFTs; run at load, that no
+    longer lands on the first request. Any pyannote `SpeakerDiarization` (stock too);
+    its state is as before afterwards.
 
     Returns:
         (num_chunks, local_speakers, dimension) the embeddings the run computed.
     """
-    noise = np.random.default_rng(0).normal(0.0, 0.01, round(seconds * 16000))
-    file = {"waveform": torch.from_numpy(noise.astype(np.float32))[None], "sample_rate": 16000}
+    if waveform is None:
+        waveform = np.random.default_rng(0).normal(0.0, 0.01, round(seconds * 16000))
+    samples = torch.from_numpy(np.asarray(waveform, dtype=np.float32))[None]
+    file = {"waveform": samples, "sample_rate": 16000}
     own = vars(pipeline).get("get_segmentations")  # one set on this pipeline, if any
     segment = pipeline.get_segmentations
     embedded = []
@@ -242,36 +253,53 @@ def settle_precision(pipeline: SpeakerDiarization, seconds: float = WARM_UP_SECO
     """Choose the embedding stage's precision of a pipeline loaded with precision
     "auto" on a GPU (`diarization.precision`), from its own weights: the warm-up
     (`warm_up`) runs once in strict fp32 and once with the embedding stage in TF32
-    (which loads TF32's kernels too), and TF32 stays if every embedding of the second
-    run is within `AUTO_TF32_TOLERANCE` of the first's (1 - cosine). Logs the choice.
+    (which loads TF32's kernels too), on the real speech of `CHECK_SPEECH` (else on
+    `seconds` of noise), and TF32 stays if every embedding of the second run is within
+    `AUTO_TF32_TOLERANCE` of the first's (1 - cosine). Logs the choice.
 
     Returns:
         The largest 1 - cosine measured (`embedding_deviation`).
     """
+    speech, checked_on = _check_speech()
     pipeline.tf32_embeddings = False
-    strict = warm_up(pipeline, seconds)
+    strict = warm_up(pipeline, seconds, speech)
     pipeline.tf32_embeddings = True
     try:
-        fast = warm_up(pipeline, seconds)
+        fast = warm_up(pipeline, seconds, speech)
     finally:
         pipeline.tf32_embeddings = False  # unless the check below keeps it
     deviation = embedding_deviation(strict, fast)
     pipeline.tf32_embeddings = deviation <= AUTO_TF32_TOLERANCE
     if pipeline.tf32_embeddings:
         logger.info(
-            "embeddings in TF32 on the GPU: within %.1e of strict fp32 (1 - cosine, "
+            "embeddings in TF32 on the GPU: within %.1e of strict fp32 on %s (1 - cosine, "
             "tolerance %.0e)",
             deviation,
+            checked_on,
             AUTO_TF32_TOLERANCE,
         )
     else:
         logger.warning(
-            "embeddings in strict fp32: TF32 moved them by %.1e (1 - cosine), over the "
-            "tolerance of %.0e",
+            "embeddings in strict fp32: TF32 moved them by %.1e on %s (1 - cosine), over "
+            "the tolerance of %.0e",
             deviation,
+            checked_on,
             AUTO_TF32_TOLERANCE,
         )
     return deviation
+
+
+def _check_speech() -> tuple[np.ndarray | None, str]:
+    """The samples `settle_precision` checks on (None: `warm_up`'s noise) and what they are.
+
+    Real speech is what the service embeds: noise drives the network through other
+    activations, so a check on it says less about the requests' embeddings."""
+    try:
+        speech = decode_audio(CHECK_SPEECH)
+    except (AudioDecodeError, FFmpegNotFoundError) as e:  # the check still runs
+        logger.warning("precision check on noise: %s could not be read (%s)", CHECK_SPEECH, e)
+        return None, "noise"
+    return speech, f"{len(speech) / 16000:.0f} s of speech ({CHECK_SPEECH.name})"
 
 
 def warm_up_as_loaded(pipeline: SpeakerDiarization, seconds: float = WARM_UP_SECONDS):

@@ -252,7 +252,7 @@ def test_settle_precision_keeps_tf32_only_within_the_tolerance(
     strict = np.random.default_rng(1).normal(size=(11, 3, 192))
     runs = []
 
-    def fake_warm_up(pipeline, seconds):
+    def fake_warm_up(pipeline, seconds, waveform):
         # the two warm-ups: strict fp32 first, then TF32's embeddings, turned
         runs.append(pipeline.tf32_embeddings)
         return _turned(strict, one_minus_cosine) if pipeline.tf32_embeddings else strict
@@ -273,7 +273,7 @@ def test_settle_precision_leaves_fp32_when_the_tf32_run_fails(random_weights, mo
 
     pipeline = load_models(random_weights, CPU, precision="auto")
 
-    def fake_warm_up(pipeline, seconds):
+    def fake_warm_up(pipeline, seconds, waveform):
         if pipeline.tf32_embeddings:
             raise torch.OutOfMemoryError("CUDA out of memory (injected)")
         return np.ones((11, 3, 192))
@@ -282,6 +282,51 @@ def test_settle_precision_leaves_fp32_when_the_tf32_run_fails(random_weights, mo
     with pytest.raises(torch.OutOfMemoryError, match="injected"):
         settle_precision(pipeline)
     assert pipeline.tf32_embeddings is False
+
+
+@pytest.mark.parametrize("example", ["present", "missing"])
+def test_settle_precision_compares_on_the_examples_speech_else_on_noise(
+    random_weights, monkeypatch, caplog, tmp_path, example
+):
+    from diarization import pyannote_pipeline
+
+    if example == "missing":
+        monkeypatch.setattr(pyannote_pipeline, "CHECK_SPEECH", tmp_path / "gone.mp3")
+    pipeline = load_models(random_weights, CPU, precision="auto")
+    checked_on = []
+
+    def fake_warm_up(pipeline, seconds, waveform):
+        checked_on.append(waveform)
+        return np.ones((11, 3, 192))
+
+    monkeypatch.setattr(pyannote_pipeline, "warm_up", fake_warm_up)
+    with caplog.at_level(logging.INFO, logger="diarization.pyannote_pipeline"):
+        settle_precision(pipeline)
+    assert len(checked_on) == 2 and pipeline.tf32_embeddings
+    if example == "present":
+        speech = decode_audio(pyannote_pipeline.CHECK_SPEECH)
+        assert len(speech) == pytest.approx(41 * 16000, rel=0.02)
+        for waveform in checked_on:
+            np.testing.assert_array_equal(waveform, speech)
+        assert "on 41 s of speech (conversation.mp3)" in caplog.text
+    else:
+        assert checked_on == [None, None]  # warm_up's noise
+        assert "precision check on noise" in caplog.text and "gone.mp3" in caplog.text
+        assert "strict fp32 on noise" in caplog.text
+
+
+def test_warm_up_runs_on_the_samples_it_is_given(random_weights):
+    pipeline = load_models(random_weights, CPU, precision="auto")
+    speech = decode_audio(shared_file("real/pyannote_sample.wav"))[: 6 * 16000]
+    batches = []
+    pipeline._segmentation.model.register_forward_pre_hook(
+        lambda module, args: batches.append(args[0][:, 0].numpy().copy())
+    )
+    embedded = warm_up(pipeline, waveform=speech)
+    # 6 s: the windows starting at 0, 0.5 and 1 s, cut from the speech given
+    windows = np.concatenate(batches)
+    np.testing.assert_array_equal(windows, [speech[i : i + 80000] for i in (0, 8000, 16000)])
+    assert embedded.shape == (3, 3, 192) and not np.isnan(embedded).any()
 
 
 @pytest.mark.parametrize(("tf32_embeddings", "label"), [(True, " (tf32 on the GPU)"), (False, "")])
