@@ -637,7 +637,10 @@ def test_binarizing_in_blocks_gives_pyannotes_result(monkeypatch):
     scores = _segmentation_scores(50)
     scores.data[3, :, 1] = 0.44  # a row with no frame above or below the threshold
     scores.data[4, :40, 2] = 0.44  # ... and one with none until frame 40
-    for onset, offset in ((0.44, None), (0.6, 0.3), (0.5, 0.0)):
+    # at 0.5 every frame is above or below the threshold (NaN taken as 0), but in one
+    # block of windows: there each frame is its own last defined one, elsewhere not
+    scores.data[10, 5:9, 0] = 0.5
+    for onset, offset in ((0.44, None), (0.6, 0.3), (0.5, 0.0), (0.5, None)):
         for initial_state in (False, True, None):
             expected = binarize(scores, onset=onset, offset=offset, initial_state=initial_state)
             got = binarize_in_blocks(
