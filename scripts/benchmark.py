@@ -336,9 +336,37 @@ def cold_start(weights: Path) -> None:
 def machine(device: str) -> str:
     import torch
 
-    cpu = platform.processor() or platform.machine()
     gpu = torch.cuda.get_device_name(0) if device.startswith("cuda") else "no GPU"
-    return f"{cpu}, {os.cpu_count()} CPUs, {gpu}, torch {torch.__version__}"
+    cpus = len(os.sched_getaffinity(0))
+    return f"{platform.machine()} ({cpu_model()}), {cpus} CPUs, {gpu}, torch {torch.__version__}"
+
+
+def cpu_model() -> str:
+    """The CPU's model name: what decides the CPU rows (the same code's figures differ
+    by CPU model, and a shared machine is not always the same one)."""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.processor() or "CPU model unknown"
+
+
+def matmul_rate(seconds: float = 0.5) -> str:
+    """The CPU's fp32 matrix-product rate right now, on torch's threads: the exact stage
+    is bound by it, and a shared machine's rate drifts, so a run prints it before and after."""
+    import torch
+
+    a, b = torch.randn(2048, 1024), torch.randn(1024, 1024)
+    a @ b
+    count, start = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - start) < seconds:
+        a @ b
+        count += 1
+    rate = 2 * 2048 * 1024 * 1024 * count / elapsed / 1e9
+    return f"CPU fp32 matrix products: {rate:.0f} GFLOP/s on {torch.get_num_threads()} threads"
 
 
 def add_input_arguments(parser: argparse.ArgumentParser) -> None:
@@ -441,6 +469,7 @@ def main() -> None:
     print(f"device: {device}; weights: {kind} ({weights}); date: {time.strftime('%Y-%m-%d')}")
     threshold = os.environ.get("MALLOC_MMAP_THRESHOLD_", "glibc default")
     print(f"allocator: MALLOC_MMAP_THRESHOLD_={threshold}")
+    print(matmul_rate())
     if args.oracle_activity:
         print(
             "segmentation: the model runs (its time counts), its output replaced by the "
@@ -500,7 +529,7 @@ def main() -> None:
             exact = np.load(work / f"ours-{minutes:g}min.npy")
             other = np.load(work / f"{variant}-{minutes:g}min.npy")
             print(f"  {variant} embeddings against ours: {cosine_summary(exact, other)}")
-        sys.stdout.flush()
+        print(f"  after these runs: {matmul_rate()}", flush=True)
 
 
 def print_run(name: str, r: dict) -> None:
