@@ -469,7 +469,9 @@ def main() -> None:
     print(f"device: {device}; weights: {kind} ({weights}); date: {time.strftime('%Y-%m-%d')}")
     threshold = os.environ.get("MALLOC_MMAP_THRESHOLD_", "glibc default")
     print(f"allocator: MALLOC_MMAP_THRESHOLD_={threshold}")
-    print(matmul_rate())
+    on_cpu = device == "cpu"
+    if on_cpu:
+        print(matmul_rate())
     if args.oracle_activity:
         print(
             "segmentation: the model runs (its time counts), its output replaced by the "
@@ -529,7 +531,9 @@ def main() -> None:
             exact = np.load(work / f"ours-{minutes:g}min.npy")
             other = np.load(work / f"{variant}-{minutes:g}min.npy")
             print(f"  {variant} embeddings against ours: {cosine_summary(exact, other)}")
-        print(f"  after these runs: {matmul_rate()}", flush=True)
+        if on_cpu:
+            print(f"  after these runs: {matmul_rate()}")
+        sys.stdout.flush()
 
 
 def print_run(name: str, r: dict) -> None:
