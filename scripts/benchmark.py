@@ -336,8 +336,10 @@ def cold_start(weights: Path) -> None:
 def machine(device: str) -> str:
     import torch
 
+    from diarization.cpu_threads import usable_cpus
+
     gpu = torch.cuda.get_device_name(0) if device.startswith("cuda") else "no GPU"
-    cpus = len(os.sched_getaffinity(0))
+    cpus = usable_cpus()  # what loading fits the thread counts to
     return f"{platform.machine()} ({cpu_model()}), {cpus} CPUs, {gpu}, torch {torch.__version__}"
 
 
