@@ -343,11 +343,11 @@ def machine(device: str) -> str:
     return f"{platform.machine()} ({cpu_model()}), {cpus} CPUs, {gpu}, torch {torch.__version__}"
 
 
-def cpu_model() -> str:
+def cpu_model(cpuinfo_path: str = "/proc/cpuinfo") -> str:
     """The CPU's model name: what decides the CPU rows (the same code's figures differ
     by CPU model, and a shared machine is not always the same one)."""
     try:
-        with open("/proc/cpuinfo") as cpuinfo:
+        with open(cpuinfo_path) as cpuinfo:
             for line in cpuinfo:
                 if line.startswith("model name"):
                     return line.partition(":")[2].strip()
