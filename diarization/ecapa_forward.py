@@ -16,7 +16,10 @@ padded batch. Here, on (batch, frames, channels) tensors:
   embedding still depend on: the longest row's pooled frames plus what the
   convolutions still to come reach (nothing after the last SE-Res2Net block: the
   aggregation, attention and pooling see only pooled frames). Frames are cut at a
-  width that no later convolution reaches past, so no kept value changes.
+  width that no later convolution reaches past, so no kept value changes;
+- rows of different lengths share a batch: each row's convolutions may reflect at
+  its own last frame (`frame_ends`) instead of the batch's, so a row computes what
+  it computes alone in a batch of its own length.
 
 Values are SpeechBrain's up to the order of floating-point sums (tests compare them
 with the module on its own inputs). On 2 CPU cores, side by side with the module on
@@ -96,22 +99,33 @@ class EcapaForward(torch.nn.Module):
             weight, bias = _linear_weights(model.fc.conv)
             self.last = (weight * scale, F.linear(shift, weight, bias))
 
-    def forward(self, feats: torch.Tensor, frame_counts: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        feats: torch.Tensor,
+        frame_counts: torch.Tensor,
+        frame_ends: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Embeddings, as `model(feats, lengths)` with lengths that keep `frame_counts`.
 
         Args:
             feats: (batch, frames, features) normalised filter-bank features.
             frame_counts: (batch,) integers on the host: the first frames of each row
                 that SpeechBrain's masks keep (in SE blocks and pooling).
+            frame_ends: (batch,) integers on the host, at least the row's count: each
+                row as the model computes it on its first `frame_ends` frames alone
+                (its convolutions reflect there); None, or a value past the batch's
+                frames: at the batch's end.
 
         Returns:
             (batch, embedding dimension) embeddings, in feats' type.
         """
         if self.unsupported is not None:
+            if frame_ends is not None and bool((frame_ends < feats.shape[1]).any()):
+                raise ValueError(f"rows cannot end before the batch's frames: {self.unsupported}")
             # SpeechBrain keeps the frames below its relative length times the frames
             lengths = (frame_counts.to(feats.device) - 0.5) / feats.shape[1]
             return self.model(feats, lengths)[:, 0]
-        outputs = self._block_outputs(feats, frame_counts)
+        outputs = self._block_outputs(feats, frame_counts, frame_ends)
         # the aggregation and pooling a row at a time on a CPU, each row cut to its own
         # counted frames and its tensors kept in cache (32 x 5 s on 2 cores: 2.0-2.1 s,
         # 2.2-2.3 s for the whole batch at once); on a GPU the whole batch is one step
@@ -131,23 +145,32 @@ class EcapaForward(torch.nn.Module):
         if self.unsupported is not None:
             raise ValueError(f"ECAPA's frames cannot be computed here: {self.unsupported}")
         every_frame = torch.full((len(feats),), feats.shape[1])
-        x = self.aggregation(torch.cat(self._block_outputs(feats, every_frame), dim=2))
+        x = self.aggregation(torch.cat(self._block_outputs(feats, every_frame, None), dim=2))
         return x, self.frame_attention(x)
 
-    def _block_outputs(self, feats: torch.Tensor, frame_counts: torch.Tensor) -> list:
+    def _block_outputs(
+        self, feats: torch.Tensor, frame_counts: torch.Tensor, frame_ends: torch.Tensor | None
+    ) -> list:
         """Each SE-Res2Net block's output, (batch, frames, channels), cut after each
         stage to the frames that the first `frame_counts` (host integers) of each row
-        still depend on: the longest row's plus what the convolutions to come reach."""
+        still depend on: the longest row's plus what the convolutions to come reach;
+        each row's convolutions reflected at its `frame_ends` where it ends sooner."""
         counts = host_to_device(frame_counts, feats.device)
         longest = int(frame_counts.max())
         reach = self.first.half_width + sum(block.reach for block in self.blocks)
-        x = self.first(feats[:, : longest + reach])
+        if frame_ends is not None:
+            # a row's end changes its embedding only within the convolutions' reach of
+            # its counted frames; past it, the batch's end does as well
+            frame_ends = torch.where(frame_ends < frame_counts + reach, frame_ends, feats.shape[1])
+        ends = _Ends(frame_ends, feats.device)
+        feats = feats[:, : longest + reach]
+        x = self.first(feats, self.first.taps(feats.shape[1], ends))
         reach -= self.first.half_width
         # (batch, frames) 1/count on each row's counted frames, once for every block
         weights = _frame_weights(counts, x.shape[1], x.dtype)
         outputs = []
         for block in self.blocks:
-            x = block(x[:, : longest + reach], weights[:, : longest + reach])
+            x = block(x[:, : longest + reach], weights[:, : longest + reach], ends)
             reach -= block.reach
             outputs.append(x)
         return outputs
@@ -273,20 +296,37 @@ class _Tdnn:
         self.lower = torch.where(scale >= 0, shift, -unbounded)
         self.upper = torch.where(scale >= 0, unbounded, shift)
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return self.activate(F.linear(self.shifted(x), self.weight, self.bias))
+    def __call__(self, x: torch.Tensor, taps: torch.Tensor | None = None) -> torch.Tensor:
+        """The block on x (batch, frames, channels); a k-wide convolution reads x at
+        `taps` (`taps`), by default reflected at the batch's end."""
+        return self.activate(F.linear(self.shifted(x, taps), self.weight, self.bias))
 
     def activate(self, y: torch.Tensor) -> torch.Tensor:
         """ReLU and batch norm of the (scaled and shifted) convolution's output, in place."""
         return y.clamp_(self.lower.to(y.dtype), self.upper.to(y.dtype))
 
-    def shifted(self, x: torch.Tensor) -> torch.Tensor:
+    def taps(self, num_frames: int, ends: _Ends) -> torch.Tensor | None:
+        """Where this convolution reads an input of `num_frames` frames: (frames, k)
+        reflected at the batch's end when every row lasts that long, else (batch,
+        frames, k) each row reflected at its own end; None for a 1x1 convolution."""
+        if self.kernel_size == 1:
+            return None
+        if ends.before(num_frames):
+            return ends.reflected(num_frames, self.half_width, self.dilation)
+        return _reflected_taps(num_frames, self.half_width, self.dilation, ends.device)
+
+    def shifted(self, x: torch.Tensor, taps: torch.Tensor | None = None) -> torch.Tensor:
         """(batch, frames, k * channels): the k inputs of this reflection-padded,
-        same-length k-wide convolution at each frame of x (batch, frames, channels)."""
+        same-length k-wide convolution at each frame of x (batch, frames, channels),
+        read at `taps` (`taps`; by default reflected at the batch's end)."""
         if self.kernel_size == 1:
             return x
-        index = _reflected_taps(x.shape[1], self.half_width, self.dilation, x.device)
-        return x[:, index].flatten(2)
+        if taps is None:
+            taps = _reflected_taps(x.shape[1], self.half_width, self.dilation, x.device)
+        if taps.dim() == 2:
+            return x[:, taps].flatten(2)
+        rows = torch.arange(len(x), device=x.device)[:, None, None]
+        return x[rows, taps].flatten(2)
 
 
 class _SERes2Net:
@@ -302,14 +342,22 @@ class _SERes2Net:
         self.squeeze = _linear_weights(se.conv1.conv)
         self.excite = _linear_weights(se.conv2.conv)
 
-    def __call__(self, x: torch.Tensor, frame_weights: torch.Tensor) -> torch.Tensor:
+    def __call__(
+        self, x: torch.Tensor, frame_weights: torch.Tensor, ends: _Ends | None = None
+    ) -> torch.Tensor:
         """The block on x (batch, frames, channels); its squeeze is the mean over each
-        row's counted frames, `frame_weights` (batch, frames) (`_frame_weights`)."""
+        row's counted frames, `frame_weights` (batch, frames) (`_frame_weights`); its
+        convolutions reflect each row at its `ends` (by default the batch's end)."""
+        ends = _Ends(None, x.device) if ends is None else ends
         h = self.tdnn1(x)
         chunks = h.chunk(self.scale, dim=2)
         outputs = [chunks[0]]
+        taps: dict = {}  # the sub-blocks' taps, built once per width and dilation
         for i, (sub, chunk) in enumerate(zip(self.res2net, chunks[1:], strict=True)):
-            outputs.append(sub(chunk if i == 0 else chunk + outputs[-1]))
+            key = (sub.half_width, sub.dilation)
+            if key not in taps:
+                taps[key] = sub.taps(x.shape[1], ends)
+            outputs.append(sub(chunk if i == 0 else chunk + outputs[-1], taps[key]))
         h = self.tdnn2(torch.cat(outputs, dim=2))
         # (batch, channels) the mean over each row's counted frames
         squeezed = _weighted_sum(h, frame_weights)
@@ -317,6 +365,45 @@ class _SERes2Net:
             F.linear(F.linear(squeezed, *self.squeeze).relu_(), *self.excite)
         )
         return torch.addcmul(x, h, excitation[:, None, :])
+
+
+class _Ends:
+    """Each row's last frame for the reflection of its convolutions (`EcapaForward`'s
+    `frame_ends`: host integers, or None for the batch's end), copied to the device
+    only when a row ends before a convolution's input does."""
+
+    def __init__(self, frame_ends: torch.Tensor | None, device: torch.device):
+        self.frame_ends, self.device = frame_ends, device
+        self._on_device: torch.Tensor | None = None
+
+    def before(self, num_frames: int) -> bool:
+        """Whether a row ends before `num_frames` frames (on the host: no wait)."""
+        return self.frame_ends is not None and bool((self.frame_ends < num_frames).any())
+
+    def reflected(self, num_frames: int, pad: int, dilation: int) -> torch.Tensor:
+        """(batch, frames, k): where a `pad`-padded convolution reads each row of
+        `num_frames` frames, reflected at the row's end e where it ends sooner: its
+        first e frames as `_reflected_taps(e, ...)` reads them (what it reads past e
+        reaches none of them)."""
+        if int(self.frame_ends.min()) <= pad:
+            raise ValueError(f"a row of {int(self.frame_ends.min())} frames cannot reflect {pad}")
+        if self._on_device is None:
+            self._on_device = host_to_device(self.frame_ends, self.device)
+        ends = self._on_device.clamp(max=num_frames)[:, None, None]
+        raw = _unreflected_taps(num_frames, pad, dilation, self.device).abs()
+        reflected = torch.where(raw >= ends, 2 * (ends - 1) - raw, raw)
+        # frames past a row's end read something inside the batch, never used
+        return reflected.clamp_(0, num_frames - 1)
+
+
+@functools.lru_cache(maxsize=512)
+def _unreflected_taps(
+    num_frames: int, pad: int, dilation: int, device: torch.device
+) -> torch.Tensor:
+    """(frames, k) the frame each tap of a `pad`-padded convolution reads, unreflected."""
+    with torch.inference_mode(False):  # usable in and out of inference mode
+        taps = torch.arange(-pad, pad + 1, dilation, device=device)
+        return torch.arange(num_frames, device=device)[:, None] + taps
 
 
 @functools.lru_cache(maxsize=512)
@@ -327,8 +414,7 @@ def _reflected_taps(num_frames: int, pad: int, dilation: int, device: torch.devi
     if pad >= num_frames:
         raise ValueError(f"{num_frames} frames are too few to reflect {pad} of them")
     with torch.inference_mode(False):  # usable in and out of inference mode
-        taps = torch.arange(-pad, pad + 1, dilation, device=device)
-        index = (torch.arange(num_frames, device=device)[:, None] + taps).abs()
+        index = _unreflected_taps(num_frames, pad, dilation, device).abs()
         return torch.where(index >= num_frames, 2 * (num_frames - 1) - index, index)
 
 

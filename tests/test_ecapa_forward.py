@@ -61,6 +61,44 @@ def test_forward_is_speechbrains(case, rows_per_step, monkeypatch):
     np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=1e-4, atol=2e-6)
 
 
+@pytest.mark.parametrize("rows_per_step", [1, 64])
+def test_rows_ending_before_the_batch_are_what_speechbrain_computes_on_them_alone(
+    rows_per_step, monkeypatch
+):
+    # a batch of rows of their own lengths (ends), the rest of each row noise: each
+    # row's embedding is the module's on that row cut to its length, not the one it
+    # has when its convolutions reflect at the batch's end
+    monkeypatch.setattr(ecapa_forward, "CPU_ROWS_PER_STEP", rows_per_step)
+    model = _ecapa(seed=11)
+    ends = torch.tensor([400, 390, 300, 260, 120, 6])
+    counts = torch.tensor([398, 330, 299, 200, 119, 5])
+    feats = torch.randn(6, 420, 80, generator=torch.Generator().manual_seed(12))
+    with torch.inference_mode():
+        expected = torch.cat(
+            [_stock(model, feats[r : r + 1, :end], counts[r : r + 1]) for r, end in enumerate(ends)]
+        )
+        got = EcapaForward(model)(feats, counts, ends)
+        at_batch_end = EcapaForward(model)(feats, counts)
+    np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=1e-4, atol=2e-6)
+    # reflected at the batch's end instead, the rows counted up to their end differ,
+    # the shortest most (pooled over 5 frames, 1e-2; 1e-5 for the one over 398)
+    differs = (at_batch_end - expected).abs().amax(dim=1)
+    assert differs[5] > 1e-3 and differs[[2, 4]].min() > 1e-4
+
+
+def test_rows_cannot_end_before_the_batch_in_a_models_own_forward():
+    forward = EcapaForward(_ecapa(seed=5, global_context=False))
+    feats = torch.randn(2, 90, 80)
+    with torch.inference_mode():
+        with pytest.raises(ValueError, match="rows cannot end before the batch's frames: its"):
+            forward(feats, torch.tensor([90, 60]), torch.tensor([90, 70]))
+        # ends at (or past) the batch's: the model's own forward
+        np.testing.assert_array_equal(
+            forward(feats, torch.tensor([90, 60]), torch.tensor([90, 95])),
+            _stock(forward.model, feats, torch.tensor([90, 60])),
+        )
+
+
 def test_folded_batch_norms_keep_negative_scales():
     # s * relu(z) + t is a clamp from above where s < 0: the model has such channels,
     # and flipping one of them changes the output as it changes SpeechBrain's
