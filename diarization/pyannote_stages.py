@@ -50,8 +50,8 @@ SEGMENTATION_STEP = 0.1
 BATCH_SIZE = 32
 #: Embedding batches queued on the device ahead of the one whose results are fetched.
 IN_FLIGHT_BATCHES = 2
-#: On a GPU, embedding batches free to choose their width pad to a multiple of this
-#: (0.25 s), so that cuDNN builds plans for a few widths and reuses them.
+#: On a GPU, embedding batches pad to a multiple of this (0.25 s) where their pairs
+#: allow it, so that cuDNN and cuFFT build plans for a few widths and reuse them.
 GPU_WIDTH_QUANTUM_SAMPLES = 4000
 
 
@@ -107,6 +107,11 @@ class FastSpeakerDiarization(StockSpeakerDiarization):
         #: Stock's embedding batch size: each pair is padded as stock pads it in its
         #: batch (`exact_embeddings.stock_widths`), whatever batch it is embedded in.
         self.stock_batch_size = BATCH_SIZE
+        #: Whether pairs of different stock widths share an embedding batch, where the
+        #: model allows it (`exact_embeddings.mixes_widths`; the same embeddings). Off,
+        #: those padded to their stock width are batched by it (fewer pairs per batch:
+        #: scripts/benchmark.py --grouped-widths measures what mixing saves).
+        self.mixed_width_batches = True
         self._ecapa: EcapaForward | None = None
         self._fbank: tuple | None = None
 
@@ -393,6 +398,8 @@ class FastSpeakerDiarization(StockSpeakerDiarization):
             self.embedding_batch_size,
             exact_embeddings.reach_samples(self._embedding.classifier_),
             GPU_WIDTH_QUANTUM_SAMPLES if on_gpu else 1,
+            self.mixed_width_batches
+            and exact_embeddings.mixes_widths(self._embedding.classifier_, self._ecapa_forward()),
         )
         if hook is not None:
             hook("embeddings", None, total=len(batches), completed=0)

@@ -195,7 +195,7 @@ def test_ecapa_reaches_65_frames_and_a_window(ecapa):
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_pairs_padded_past_the_reach_are_embedded_as_in_their_stock_batch(ecapa, seed):
+def test_pairs_padded_wider_than_their_stock_batch_are_embedded_as_in_it(ecapa, seed, monkeypatch):
     windows, masks = _windows(8), _masks(8, seed)
     speech = _speech_samples(masks)
     longest = int(speech.max())
@@ -203,19 +203,30 @@ def test_pairs_padded_past_the_reach_are_embedded_as_in_their_stock_batch(ecapa,
     stock_width = torch.full_like(speech, longest)
     far = (longest - speech >= reach).numpy()
     assert far.any() and not far.all()
-    with torch.inference_mode():
-        expected = ecapa(windows[:, None], masks=masks)  # pyannote's batch
-        # padded to a different width, past every pair's reach
-        wide = exact_embeddings.embed(
+    assert exact_embeddings.mixes_widths(
+        ecapa.classifier_, EcapaForward(ecapa.classifier_.mods.embedding_model)
+    )
+
+    def wide() -> np.ndarray:  # padded to a different width, past every pair's reach
+        return exact_embeddings.embed(
             ecapa.classifier_, windows, masks, speech, stock_width, longest + reach
         ).numpy()
-    # those that stock pads past their reach are stock's ...
-    np.testing.assert_allclose(wide[far], expected[far], rtol=1e-4, atol=1e-5)
-    # ... the longest saw its own reflection at the end of stock's batch (why pairs
-    # within reach get their stock width exactly; measured here, the effect fades to
-    # rounding 10 frames from the end, well inside the reach)
+
+    with torch.inference_mode():
+        expected = ecapa(windows[:, None], masks=masks)  # pyannote's batch
+        mixed = wide()
+        monkeypatch.setattr(exact_embeddings, "mixes_widths", lambda *_: False)
+        at_batch_end = wide()
+    # every pair is stock's, the longest too: ECAPA reflects it at stock's last frame
+    np.testing.assert_allclose(mixed, expected, rtol=1e-4, atol=1e-5)
+    # reflected at the wider batch's end, those that stock pads past their reach are
+    # still stock's ...
+    np.testing.assert_allclose(at_batch_end[far], expected[far], rtol=1e-4, atol=1e-5)
+    # ... and the longest saw the zeros past stock's end instead of its reflection
+    # (measured here, the effect fades to rounding 10 frames from the end, well inside
+    # the reach)
     longest_pair = (speech == longest).numpy()
-    assert np.abs(wide[longest_pair] - expected[longest_pair]).max() > 1e-3
+    assert np.abs(at_batch_end[longest_pair] - expected[longest_pair]).max() > 1e-3
 
 
 def test_stock_widths_are_the_longest_speech_of_each_batch_of_pairs():
@@ -239,9 +250,48 @@ def test_batches_pad_pairs_near_their_stock_width_to_it_and_the_others_past_thei
     assert sorted(i for batch, _ in plan for i in batch) == list(range(7))
 
 
+def test_batches_mixing_widths_take_pairs_by_the_width_they_need():
+    speech = np.array([100, 95, 60, 20, 50, 10, 48])
+    stock = np.array([100, 100, 100, 100, 50, 50, 50])
+    plan = exact_embeddings.plan_batches(
+        speech, stock, batch_size=2, reach=15, quantum_samples=8, mix_widths=True
+    )
+    got = [(batch.tolist(), width) for batch, width in plan]
+    # needs: the stock width within 15 of it (100, 100, 50, 50), else speech + 15
+    # (75, 35, 25); most first, each call as wide as its first (a multiple of 8)
+    assert got == [([0, 1], 104), ([2, 4], 80), ([6, 3], 56), ([5], 32)]
+
+
+def test_a_batch_of_pairs_from_different_stock_batches_is_embedded_as_they_are(ecapa):
+    # two stock batches of 4 pairs, each padded to its longest; ours embeds the 8 in
+    # one call as wide as the first's longest: each pair as in its own stock batch
+    windows, masks = _windows(8), _masks(8, seed=6)
+    masks[1], masks[6] = 1, 0
+    masks[6, :200] = 1
+    speech = _speech_samples(masks)
+    with torch.inference_mode():
+        expected = np.concatenate(
+            [ecapa(windows[i : i + 4, None], masks=masks[i : i + 4]) for i in (0, 4)]
+        )
+        stock_width = torch.from_numpy(
+            exact_embeddings.stock_widths(speech.numpy(), batch_size=4)
+        ).long()
+        reach = exact_embeddings.reach_samples(ecapa.classifier_)
+        near = (stock_width - speech < reach).numpy()
+        # pairs padded to a stock width shorter than the call's
+        assert (near & (stock_width < NUM_SAMPLES).numpy()).any()
+        got = exact_embeddings.embed(
+            ecapa.classifier_, windows, masks, speech, stock_width, NUM_SAMPLES
+        ).numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+
+
 @pytest.mark.gpu
+@pytest.mark.parametrize("stock_batch", [16, 6])
 @pytest.mark.parametrize("whole_window", [True, False])
-def test_on_a_gpu_the_embeddings_are_pyannotes(random_weights, whole_window, strict_fp32):
+def test_on_a_gpu_the_embeddings_are_pyannotes(
+    random_weights, whole_window, stock_batch, strict_fp32
+):
     # fp32 as pyannote runs it: with TF32 (which importing SpeechBrain switches on for
     # cuBLAS too) the two differ by 5e-4 (H200, 2026-11-26)
     cuda = torch.device("cuda")
@@ -256,17 +306,31 @@ def test_on_a_gpu_the_embeddings_are_pyannotes(random_weights, whole_window, str
     speech = _speech_samples(masks)
     width = int(speech.max())
     assert (width == NUM_SAMPLES) == whole_window
+    # stock's batches of `stock_batch` pairs, each padded to its longest; ours one call
+    stock_width = exact_embeddings.stock_widths(speech.numpy(), stock_batch)
+    assert (len(set(stock_width)) > 1) == (stock_batch < 16)
     with torch.inference_mode():
-        expected = ecapa(windows[:, None].to(cuda), masks=masks.to(cuda))
+        expected = np.concatenate(
+            [
+                ecapa(
+                    windows[i : i + stock_batch, None].to(cuda),
+                    masks=masks[i : i + stock_batch].to(cuda),
+                )
+                for i in range(0, 16, stock_batch)
+            ]
+        )
         got = exact_embeddings.embed(
             ecapa.classifier_,
             windows.pin_memory(),
             masks.pin_memory(),
             speech,
-            torch.full_like(speech, width),
+            torch.from_numpy(stock_width).long(),
             width,
-        )
-    np.testing.assert_allclose(got.cpu().numpy(), expected, rtol=1e-3, atol=1e-4)
+        ).cpu()
+    # pairs with too little speech are NaN in stock (the stage does not embed them)
+    embedded = np.isfinite(expected[:, 0])
+    assert embedded.sum() >= 15
+    np.testing.assert_allclose(got.numpy()[embedded], expected[embedded], rtol=1e-3, atol=1e-4)
 
 
 @pytest.mark.gpu
@@ -280,7 +344,9 @@ def test_on_a_gpu_a_batch_is_queued_without_waiting_for_the_gpu(random_weights):
     windows = torch.randn(8, NUM_SAMPLES, device=cuda)
     masks = _masks(8, seed=6).to(cuda)
     speech = _speech_samples(masks.cpu())
+    # half the pairs of a wider stock batch, half ending before this one's (`frame_ends`)
     stock_width = torch.full_like(speech, int(speech.max()) + 5000)
+    stock_width[::2] = speech[::2]
     with torch.inference_mode():
         for width in (NUM_SAMPLES, NUM_SAMPLES - 4000):
             batch = (windows, masks, speech, stock_width, width)

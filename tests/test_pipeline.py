@@ -329,15 +329,20 @@ def test_fast_embedding_stage_pads_each_pair_as_stock_does(two_speaker_weights, 
         expected = stock.get_embeddings(file, binarized, exclude_overlap=True)
     np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
-    # widest first; each batch padded to its pairs' stock width, or past their reach
+    # widest first; each pair padded to at least its stock width where that is within
+    # its reach, else past its reach; pairs of different stock widths share a batch
     reach = exact_embeddings.reach_samples(fast._embedding.classifier_)
     widths = [width for _, _, width in batches]
     assert widths == sorted(widths, reverse=True)
-    at_stock = [set(stock) == {width} for _, stock, width in batches]
-    past_reach = [width >= max(speech) + reach for speech, _, width in batches]
-    assert all(a or b for a, b in zip(at_stock, past_reach, strict=True))
-    assert any(at_stock) and any(past_reach)
-    assert any(width < min(stock) for _, stock, width in batches)  # narrower than stock's
+    pairs_padded = [
+        (stock - speech < reach, width >= stock, width >= speech + reach, width < stock)
+        for speeches, stocks, width in batches
+        for speech, stock in zip(speeches, stocks, strict=True)
+    ]
+    assert all(at_stock if near else past for near, at_stock, past, _ in pairs_padded)
+    assert any(near for near, *_ in pairs_padded) and not all(near for near, *_ in pairs_padded)
+    assert any(narrower for *_, narrower in pairs_padded)  # narrower than stock's
+    assert any(len(set(stocks)) > 1 for _, stocks, _ in batches)
     pairs = np.isnan(got[:, :2, 0]).size  # 2 active speakers per window
     assert sum(len(speech) for speech, _, _ in batches) == pairs > 3 * 8
 
