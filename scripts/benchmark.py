@@ -144,6 +144,7 @@ def run_child(
     precision: str = "fp32",
     embedding_batch: int | None = None,
     warm_up_seconds: float = 0.0,
+    grouped_widths: bool = False,
 ) -> dict:
     """Run one pipeline in this process and return its figures (called in a child);
     its window embeddings go to `embeddings_out` (.npy) if given;
@@ -152,7 +153,9 @@ def run_child(
     (`diarization.precision`); `embedding_batch` replaces the pipeline's pairs per
     embedding batch (the values do not depend on it: `exact_embeddings`);
     `warm_up_seconds` > 0 runs the pipeline once on that much noise first
-    (`pyannote_pipeline.warm_up`, as the service does at load on a GPU)."""
+    (`pyannote_pipeline.warm_up`, as the service does at load on a GPU);
+    `grouped_widths` batches ours's pairs of each stock width apart
+    (`FastSpeakerDiarization.mixed_width_batches` off)."""
     import torch
 
     from diarization.audio import decode_audio
@@ -178,6 +181,8 @@ def run_child(
     load_s = time.perf_counter() - started
     if embedding_batch:
         pipeline.embedding_batch_size = embedding_batch
+    if grouped_widths:
+        pipeline.mixed_width_batches = False
     tf32_deviation = None
     started = time.perf_counter()
     if warm_up_seconds or (precision == "auto" and device.startswith("cuda")):
@@ -441,6 +446,13 @@ def main() -> None:
         help="each variant first runs once on this much noise after loading, as the "
         "service does on a GPU (default 0: the timed run is the process's first)",
     )
+    parser.add_argument(
+        "--grouped-widths",
+        action="store_true",
+        help="also run ours once per precision with the pairs of each stock width in "
+        "batches of their own, as before batches mixed widths (ours-grouped): what "
+        "mixing them saves",
+    )
     parser.add_argument("--clustering-scaling", action="store_true")
     parser.add_argument("--cold-start", action="store_true", help="time the Cog server to READY")
     parser.add_argument("--child", choices=VARIANTS, help=argparse.SUPPRESS)
@@ -459,6 +471,7 @@ def main() -> None:
             args.precision[0],
             args.embedding_batch[0] if args.embedding_batch else None,
             args.warm_up,
+            args.grouped_widths,
         )
         print(json.dumps(figures))
         return
@@ -494,14 +507,18 @@ def main() -> None:
         )
         print(f"\n{minutes:g} min of audio", flush=True)
         results = {}
-        for variant, precision, batch in runs(variants, args.precision, args.embedding_batch):
-            name = variant if precision == "fp32" else f"{variant}-{precision}"
+        for variant, precision, batch, grouped in runs(
+            variants, args.precision, args.embedding_batch, args.grouped_widths
+        ):
+            name = variant + ("-grouped" if grouped else "")
+            name += "" if precision == "fp32" else f"-{precision}"
             name += f"-b{batch}" if batch else ""
             command = [sys.executable, __file__, "--child", variant, "--audio", str(audio)]
             command += ["--weights", str(weights), "--device", device]
             command += ["--precision", precision]
             command += ["--embedding-batch", str(batch)] if batch else []
             command += ["--warm-up", str(args.warm_up)]
+            command += ["--grouped-widths"] if grouped else []
             command += ["--embeddings-out", str(work / f"{name}-{minutes:g}min.npy")]
             if args.oracle_activity:
                 command.append("--oracle-activity")
@@ -523,7 +540,20 @@ def main() -> None:
                 other = np.load(work / f"{variant}-{minutes:g}min.npy")
                 print(f"  {variant} embeddings against stock: {cosine_summary(stock, other)}")
         for variant in results:
-            if variant in ("stock", "ours") or "ours" not in results:
+            if "-grouped" in variant and variant.replace("-grouped", "") in results:
+                mixed = variant.replace("-grouped", "")
+                a, b = results[variant], results[mixed]
+                print(
+                    f"  speedup {variant}/{mixed} (batches mixing widths): "
+                    f"{a['total_s'] / b['total_s']:.2f}x, embeddings "
+                    f"{a['stages']['embeddings'] / b['stages']['embeddings']:.2f}x; "
+                    f"identical segments and labels: {'yes' if a['turns'] == b['turns'] else 'no'}"
+                )
+                grouped = np.load(work / f"{variant}-{minutes:g}min.npy")
+                other = np.load(work / f"{mixed}-{minutes:g}min.npy")
+                print(f"  {mixed} embeddings against {variant}: {cosine_summary(grouped, other)}")
+        for variant in results:
+            if variant in ("stock", "ours") or "ours" not in results or "-grouped" in variant:
                 continue
             a, b = results["ours"], results[variant]
             print(
@@ -558,15 +588,23 @@ def print_run(name: str, r: dict) -> None:
 
 
 def runs(
-    variants: list[str], precisions: list[str], embedding_batches: list[int]
-) -> list[tuple[str, str, int | None]]:
-    """(variant, precision, embedding batch or None) to run: stock once in fp32, ours and
-    single-pass once per precision, then ours in fp32 once per embedding batch size."""
-    return [
-        (variant, precision, None)
-        for variant in variants
-        for precision in (["fp32"] if variant == "stock" else precisions)
-    ] + [("ours", "fp32", batch) for batch in embedding_batches]
+    variants: list[str],
+    precisions: list[str],
+    embedding_batches: list[int],
+    grouped_widths: bool = False,
+) -> list[tuple[str, str, int | None, bool]]:
+    """(variant, precision, embedding batch or None, widths grouped) to run: stock once
+    in fp32, ours and single-pass once per precision, then ours in fp32 once per
+    embedding batch size, then (`grouped_widths`) ours grouped once per precision."""
+    return (
+        [
+            (variant, precision, None, False)
+            for variant in variants
+            for precision in (["fp32"] if variant == "stock" else precisions)
+        ]
+        + [("ours", "fp32", batch, False) for batch in embedding_batches]
+        + [("ours", precision, None, True) for precision in precisions if grouped_widths]
+    )
 
 
 def cosine_summary(reference: np.ndarray, other: np.ndarray) -> str:

@@ -13,7 +13,7 @@
 # segmentation model's batch sizes, 1 h in each precision, 10 min side by side with
 # stock, 4 h, the worst case, a profile, precision), "recheck" (after a change, in
 # about 7 minutes: the GPU tests, 10 min side by side with stock warmed up in fp32
-# and auto, 1 h in both, ECAPA in TF32 eagerly and from a CUDA graph, 4 h's memory,
+# and auto (and each with widths grouped), 1 h in both, ECAPA in TF32 eagerly and from a CUDA graph, 4 h's memory,
 # also with expandable segments, 10 min cold),
 # "memory" (a call's GPU memory after the warm-up) or "profile" (where the exact
 # stage's time goes, then 1 h again).
@@ -100,9 +100,10 @@ elif [ "$PLAN" = recheck ]; then
     # checks TF32 at load and runs only the embedding stage in it
     step 60 "${gpu_tests[@]}"
     # 10 min side by side with stock, each warmed up first as the service is at load:
-    # ours in strict fp32 and in auto (the default: TF32 embeddings once checked)
-    step 90 scripts/benchmark.py --minutes "$(m 10 0.15)" --oracle-activity --only stock ours \
-        --precision fp32 auto --warm-up 10 "${common[@]}"
+    # ours in strict fp32 and in auto (the default: TF32 embeddings once checked), each
+    # also with the pairs of one stock width batched apart (what mixing widths saves)
+    step 130 scripts/benchmark.py --minutes "$(m 10 0.15)" --oracle-activity --only stock ours \
+        --precision fp32 auto --warm-up 10 --grouped-widths "${common[@]}"
     # 1 h in strict fp32 and in auto
     step 80 scripts/benchmark.py --minutes "$(m 60 0.2)" --oracle-activity --only ours \
         --precision fp32 auto --warm-up 10 "${common[@]}"
