@@ -1,4 +1,4 @@
-"""scripts/benchmark.py's machine line: the CPU model a row ran on, and its CPU count."""
+"""scripts/benchmark.py: its machine line (CPU model and count) and the runs it makes."""
 
 from __future__ import annotations
 
@@ -44,3 +44,16 @@ def test_machine_line_names_model_and_usable_cpus(benchmark):
     line = benchmark.machine("cpu")
     assert line.startswith(f"{platform.machine()} ({benchmark.cpu_model()}), ")
     assert f", {usable_cpus()} CPUs, no GPU, torch " in line
+
+
+def test_runs_list_stock_once_then_ours_per_precision_batch_and_grouping(benchmark):
+    got = benchmark.runs(["stock", "ours"], ["fp32", "auto"], [32], grouped_widths=True)
+    assert got == [
+        ("stock", "fp32", None, False),
+        ("ours", "fp32", None, False),
+        ("ours", "auto", None, False),
+        ("ours", "fp32", 32, False),
+        ("ours", "fp32", None, True),
+        ("ours", "auto", None, True),
+    ]
+    assert benchmark.runs(["ours"], ["fp32"], []) == [("ours", "fp32", None, False)]
