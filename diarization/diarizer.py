@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from diarization.audio import SAMPLE_RATE, decode_audio
+from diarization.audio import SAMPLE_RATE, DecodingAudio, open_audio
 from diarization.cpu_threads import fit_threads_to_cpus
 from diarization.identify import DEFAULT_THRESHOLDS, apply_names, match_speakers
 from diarization.limits import ENV_PREDICTION_TIMEOUT_S, prediction_timeout_s
@@ -168,23 +168,17 @@ class Diarizer:
             AudioDecodeError: the file could not be decoded or holds no audio.
             InputError: an option is out of range.
         """
-        started = time.perf_counter()
-        waveform = decode_audio(audio, SAMPLE_RATE)
-        logger.info(
-            "stage decode: %.2f s (%.1f s of audio)",
-            time.perf_counter() - started,
-            len(waveform) / SAMPLE_RATE,
-        )
-        return self.diarize_waveform(
-            waveform,
-            SAMPLE_RATE,
-            speakers,
-            pipeline=pipeline,
-            clustering_threshold=clustering_threshold,
-            options=options,
-            known_speakers=known_speakers,
-            identification_threshold=identification_threshold,
-        )
+        with open_audio(audio, SAMPLE_RATE) as decoding:
+            return self._diarize(
+                decoding,
+                SAMPLE_RATE,
+                speakers,
+                pipeline=pipeline,
+                clustering_threshold=clustering_threshold,
+                options=options,
+                known_speakers=known_speakers,
+                identification_threshold=identification_threshold,
+            )
 
     def diarize_waveform(
         self,
@@ -199,19 +193,51 @@ class Diarizer:
         identification_threshold: float | None = None,
     ) -> DiarizationResult:
         """Diarize a mono float32 waveform already in memory (see `diarize`)."""
+        return self._diarize(
+            waveform,
+            sample_rate,
+            speakers,
+            pipeline=pipeline,
+            clustering_threshold=clustering_threshold,
+            options=options,
+            known_speakers=known_speakers,
+            identification_threshold=identification_threshold,
+        )
+
+    def _diarize(
+        self,
+        audio: np.ndarray | DecodingAudio,
+        sample_rate: int,
+        speakers: SpeakerCount,
+        *,
+        pipeline: str | None,
+        clustering_threshold: float | None,
+        options: PostprocessOptions | None,
+        known_speakers: dict[str, np.ndarray] | None,
+        identification_threshold: float | None,
+    ) -> DiarizationResult:
+        """`diarize_waveform` on samples, or on audio being decoded: a pipeline that
+        reads it while it decodes (``reads_while_decoding``) is given it, the others
+        its waveform once decoded."""
         if identification_threshold is not None and not -1 <= identification_threshold <= 1:
             raise InputError(
                 f"identification_threshold is a cosine similarity between -1 and 1, "
                 f"got {identification_threshold}"
             )
         runner = self.pipeline_for(pipeline)
+        decoding = audio if isinstance(audio, DecodingAudio) else None
+        if decoding is not None and not getattr(runner, "reads_while_decoding", False):
+            audio = decoding.waveform()
+            _log_decoded(decoding, "")
         raw = runner(
-            waveform,
+            audio,
             sample_rate,
             speakers,
             progress=_log_progress(time.monotonic() + prediction_timeout_s()),
             clustering_threshold=clustering_threshold,
         )
+        if decoding is not None and audio is decoding:
+            _log_decoded(decoding, " while the pipeline segmented it")
         started = time.perf_counter()
         info = PipelineInfo(runner.name, runner.embedding_model, runner.embedding_dimension)
         result = replace(postprocess(raw, options or self.options), pipeline=info)
@@ -286,6 +312,15 @@ def _load(
 
 class PredictionTimeoutError(RuntimeError):
     """A diarization ran past its time limit and was stopped."""
+
+
+def _log_decoded(decoding: DecodingAudio, overlap: str) -> None:
+    logger.info(
+        "stage decode: %.2f s (%.1f s of audio)%s",
+        decoding.seconds,
+        len(decoding.waveform()) / decoding.sample_rate,
+        overlap,
+    )
 
 
 def _log_progress(deadline: float):

@@ -25,7 +25,12 @@ from pyannote.audio.pipelines import SpeakerDiarization
 from pyannote.audio.pipelines.speaker_verification import SpeechBrainPretrainedSpeakerEmbedding
 from pyannote.core import Annotation, SlidingWindowFeature
 
-from diarization.audio import AudioDecodeError, FFmpegNotFoundError, decode_audio
+from diarization.audio import (
+    AudioDecodeError,
+    DecodingAudio,
+    FFmpegNotFoundError,
+    decode_audio,
+)
 from diarization.precision import (
     AUTO_TF32_TOLERANCE,
     DEFAULT_PRECISION,
@@ -321,6 +326,8 @@ class PyannotePipeline:
 
     name = "pyannote"
     embedding_model = "speechbrain/spkrec-ecapa-voxceleb"
+    #: Takes a `DecodingAudio` and segments it while it decodes.
+    reads_while_decoding = True
 
     def __init__(self, pipeline: SpeakerDiarization):
         self._pipeline = pipeline
@@ -367,16 +374,18 @@ class PyannotePipeline:
 
     def __call__(
         self,
-        waveform: np.ndarray,
+        waveform: np.ndarray | DecodingAudio,
         sample_rate: int,
         speakers: SpeakerCount = SpeakerCount(),
         progress: Progress | None = None,
         clustering_threshold: float | None = None,
     ) -> RawDiarization:
-        """Diarize a mono float32 waveform held in memory.
+        """Diarize a mono float32 waveform held in memory, or being decoded.
 
         Args:
-            waveform: (num_samples,) mono samples.
+            waveform: (num_samples,) mono samples, or audio being decoded (`open_audio`):
+                the faster pipeline's segmentation runs on it while it decodes (the
+                same result as on its waveform), the stock one waits for the end.
             sample_rate: samples per second of `waveform`.
             speakers: known number or bounds of speakers.
             progress: called as progress(stage, fraction_done) while it runs.
@@ -409,11 +418,15 @@ class PyannotePipeline:
                 captured[step] = artifact
             timer(step, completed, total)
 
-        file = {
-            "waveform": torch.from_numpy(np.require(waveform, np.float32, ["C", "W"]))[None],
-            "sample_rate": sample_rate,
-            "uri": "audio",
-        }
+        if isinstance(waveform, DecodingAudio) and not waveform.finished:
+            if isinstance(self._pipeline, FastSpeakerDiarization):
+                file = {"decoding": waveform, "sample_rate": sample_rate, "uri": "audio"}
+            else:
+                file = _waveform_file(waveform.waveform(), sample_rate)
+        else:
+            if isinstance(waveform, DecodingAudio):
+                waveform = waveform.waveform()
+            file = _waveform_file(waveform, sample_rate)
         with torch.inference_mode(), warnings.catch_warnings():
             # pyannote warns when the count it finds is outside the bounds asked
             # for (too little audio); the result still says how many it found.
@@ -428,9 +441,16 @@ class PyannotePipeline:
             )
         timer.finish()
         self.last_stage_seconds = dict(timer.seconds)
-        return _raw_result(
-            annotation, centroids, captured, len(waveform) / sample_rate, self.embedding_dimension
-        )
+        duration = file["waveform"].shape[-1] / sample_rate
+        return _raw_result(annotation, centroids, captured, duration, self.embedding_dimension)
+
+
+def _waveform_file(waveform: np.ndarray, sample_rate: int) -> dict:
+    return {
+        "waveform": torch.from_numpy(np.require(waveform, np.float32, ["C", "W"]))[None],
+        "sample_rate": sample_rate,
+        "uri": "audio",
+    }
 
 
 def _raw_result(

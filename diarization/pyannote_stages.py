@@ -14,6 +14,7 @@ memory a stage retries with smaller batches, then on the CPU.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
 from collections.abc import Mapping
@@ -27,6 +28,7 @@ from pyannote.audio.core.io import Audio
 from pyannote.audio.pipelines import SpeakerDiarization, speaker_diarization
 from pyannote.audio.pipelines.clustering import AgglomerativeClustering
 from pyannote.audio.pipelines.speaker_verification import SpeechBrainPretrainedSpeakerEmbedding
+from pyannote.audio.utils.reproducibility import fix_reproducibility
 from pyannote.audio.utils.signal import binarize
 from pyannote.core import SlidingWindowFeature
 
@@ -40,6 +42,7 @@ from diarization.pyannote_frames import (
     aggregate_whole_numbers,
     binarize_in_blocks,
 )
+from diarization.streamed_segmentation import slide_while_decoding, streams
 
 logger = logging.getLogger(__name__)
 
@@ -164,7 +167,25 @@ class FastSpeakerDiarization(StockSpeakerDiarization):
         mode = "tf32" if self.precision == "auto" and self.tf32_embeddings else "fp32"
         return precision_scope(mode, self._embedding.device, [])
 
+    def __call__(self, file, **kwargs):
+        """As pyannote's, and a file may be ``{"decoding": DecodingAudio, "sample_rate":
+        ..., "uri": ...}``: audio still being decoded, which the segmentation reads as it
+        comes (`streamed_segmentation`) and leaves in ``file["waveform"]`` for the
+        stages after it. pyannote's own call would refuse a file without a waveform."""
+        if isinstance(file, Mapping) and "decoding" in file:
+            if not self.instantiated:
+                raise RuntimeError("instantiate the pipeline before applying it")
+            fix_reproducibility(self.device)
+            return self.apply(file, **kwargs)
+        return super().__call__(file, **kwargs)
+
     def get_segmentations(self, file, hook=None):
+        audio = file.pop("decoding", None) if isinstance(file, Mapping) else None
+        if audio is not None:
+            segmentations = self._segment_while_decoding(audio, hook)
+            file["waveform"] = torch.from_numpy(audio.waveform())[None]
+            if segmentations is not None:
+                return segmentations
         inference = self._segmentation
         while True:
             try:
@@ -191,6 +212,24 @@ class FastSpeakerDiarization(StockSpeakerDiarization):
                     inference.to(torch.device("cpu"))
                 else:
                     raise
+
+    def _segment_while_decoding(self, audio, hook):
+        """`slide_while_decoding`, or None where it cannot run (the waveform then goes
+        to the stock inference, which retries out of memory with smaller batches)."""
+        inference = self._segmentation
+        if not streams(inference) or audio.sample_rate != inference.model.audio.sample_rate:
+            return None
+        if hook is not None:
+            hook = functools.partial(hook, "segmentation", None)
+        try:
+            with self._host_memory(inference.device):
+                segmentations = slide_while_decoding(inference, audio, hook)
+        except (MemoryError, torch.OutOfMemoryError):
+            _release_gpu_memory()
+            logger.warning("segmentation ran out of memory: retrying after the decoding")
+            return None
+        _release_gpu_memory()
+        return segmentations
 
     @staticmethod
     def _audio_on(file, device: torch.device):
