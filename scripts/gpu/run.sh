@@ -13,7 +13,8 @@
 # segmentation model's batch sizes, 1 h in each precision, 10 min side by side with
 # stock, 4 h, the worst case, a profile, precision), "recheck" (after a change, in
 # about 7 minutes: the GPU tests, 10 min side by side with stock warmed up in fp32
-# and auto (and each with widths grouped), 1 h in both, ECAPA in TF32 eagerly and from a CUDA graph, 4 h's memory,
+# and auto (and each with widths grouped), 1 h in both, decoding alongside the segmentation,
+# ECAPA in TF32 eagerly and from a CUDA graph, 4 h's memory,
 # also with expandable segments, 10 min cold),
 # "memory" (a call's GPU memory after the warm-up) or "profile" (where the exact
 # stage's time goes, then 1 h again).
@@ -69,7 +70,7 @@ common=(--weights "$weights" --speakers "$CARRY/speakers")
 # steps more than one plan runs
 gpu_tests=(-m pytest -q -p no:cacheprovider -m gpu tests/test_exact_embeddings.py
     tests/test_ecapa_forward.py tests/test_single_pass.py tests/test_pipeline.py
-    tests/test_precision.py)
+    tests/test_precision.py tests/test_streamed_segmentation.py)
 ecapa_speed=(scripts/ecapa_speed.py --batch 32 --frames "$(m 501 120)" --weights "$weights")
 profile=(scripts/profile_embeddings.py --minutes "$(m 3 0.15)" --oracle-activity --rows 12
     "${common[@]}")
@@ -107,6 +108,10 @@ elif [ "$PLAN" = recheck ]; then
     # 1 h in strict fp32 and in auto
     step 80 scripts/benchmark.py --minutes "$(m 60 0.2)" --oracle-activity --only ours \
         --precision fp32 auto --warm-up 10 "${common[@]}"
+    # an upload's decoding alongside the segmentation against one after the other (1 h
+    # of MP3 and of AAC, 44.1 kHz stereo): what decoding while segmenting hides
+    step 75 scripts/decode_overlap.py --minutes "$(m 60 0.5)" --format mp3 aac --repeats 3 \
+        --weights "$weights" --speakers "$CARRY/speakers"
     # with TF32 the stage may wait for Python's kernel launches: ECAPA's batch of 64
     # eagerly and replayed from a CUDA graph
     step 40 scripts/ecapa_speed.py --batch 64 --frames "$(m 501 120)" --tf32 --weights "$weights"
