@@ -169,7 +169,7 @@ class Diarizer:
             InputError: an option is out of range.
         """
         with open_audio(audio, SAMPLE_RATE) as decoding:
-            return self._diarize(
+            return self.diarize_waveform(
                 decoding,
                 SAMPLE_RATE,
                 speakers,
@@ -182,7 +182,7 @@ class Diarizer:
 
     def diarize_waveform(
         self,
-        waveform: np.ndarray,
+        waveform: np.ndarray | DecodingAudio,
         sample_rate: int = SAMPLE_RATE,
         speakers: SpeakerCount = SpeakerCount(),
         *,
@@ -192,51 +192,27 @@ class Diarizer:
         known_speakers: dict[str, np.ndarray] | None = None,
         identification_threshold: float | None = None,
     ) -> DiarizationResult:
-        """Diarize a mono float32 waveform already in memory (see `diarize`)."""
-        return self._diarize(
-            waveform,
-            sample_rate,
-            speakers,
-            pipeline=pipeline,
-            clustering_threshold=clustering_threshold,
-            options=options,
-            known_speakers=known_speakers,
-            identification_threshold=identification_threshold,
-        )
-
-    def _diarize(
-        self,
-        audio: np.ndarray | DecodingAudio,
-        sample_rate: int,
-        speakers: SpeakerCount,
-        *,
-        pipeline: str | None,
-        clustering_threshold: float | None,
-        options: PostprocessOptions | None,
-        known_speakers: dict[str, np.ndarray] | None,
-        identification_threshold: float | None,
-    ) -> DiarizationResult:
-        """`diarize_waveform` on samples, or on audio being decoded: a pipeline that
-        reads it while it decodes (``reads_while_decoding``) is given it, the others
-        its waveform once decoded."""
+        """Diarize a mono float32 waveform already in memory, or audio being decoded
+        (`audio.open_audio`; see `diarize`): a pipeline that reads it while it decodes
+        (``reads_while_decoding``) is given it, the others its waveform once decoded."""
         if identification_threshold is not None and not -1 <= identification_threshold <= 1:
             raise InputError(
                 f"identification_threshold is a cosine similarity between -1 and 1, "
                 f"got {identification_threshold}"
             )
         runner = self.pipeline_for(pipeline)
-        decoding = audio if isinstance(audio, DecodingAudio) else None
+        decoding = waveform if isinstance(waveform, DecodingAudio) else None
         if decoding is not None and not getattr(runner, "reads_while_decoding", False):
-            audio = decoding.waveform()
+            waveform = decoding.waveform()
             _log_decoded(decoding, "")
         raw = runner(
-            audio,
+            waveform,
             sample_rate,
             speakers,
             progress=_log_progress(time.monotonic() + prediction_timeout_s()),
             clustering_threshold=clustering_threshold,
         )
-        if decoding is not None and audio is decoding:
+        if decoding is not None and waveform is decoding:
             _log_decoded(decoding, " while the pipeline segmented it")
         started = time.perf_counter()
         info = PipelineInfo(runner.name, runner.embedding_model, runner.embedding_dimension)

@@ -44,7 +44,8 @@ def slide_while_decoding(
         audio: the audio being decoded, at the model's sample rate.
         hook: called as pyannote's inference calls it, with ``completed`` and
             ``total`` windows; ``total`` is estimated from the container's declared
-            duration until the end of the audio is known.
+            duration until the end of the audio is known (without one, the hook is
+            called once, at the end).
 
     Returns:
         (windows, frames, speakers) outputs, as ``inference.slide`` returns them on
@@ -66,8 +67,8 @@ def slide_while_decoding(
     step = round(inference.step * sample_rate)
     batch_size = inference.batch_size
     fix_reproducibility(inference.device)
-    declared = audio.declared_duration_s or 0.0
-    estimate = max(1, int(declared * sample_rate - window) // step + 2)
+    declared = audio.declared_duration_s
+    estimate = max(1, int(declared * sample_rate - window) // step + 2) if declared else None
 
     def windows(first: int, count: int) -> torch.Tensor:
         # (count, 1, window) views of one copy of their samples, as stock's unfold
@@ -84,7 +85,7 @@ def slide_while_decoding(
             break
         outputs.append(inference.infer(windows(first, batch_size)))
         first += batch_size
-        if hook is not None:
+        if hook is not None and estimate is not None:
             hook(completed=first, total=max(estimate, first + 1))
 
     # the end: stock's last batch of whole windows, then the window padded with zeros

@@ -104,6 +104,21 @@ def shared_file(relative: str) -> Path:
 STARTUP_TIMEOUT_S = 180
 
 
+def segmentation_out_of_memory_over(monkeypatch, size: int) -> None:
+    """Make the segmentation model run out of memory on batches of more than `size`
+    windows, as pyannote reports it on a GPU."""
+    from pyannote.audio.core.inference import Inference
+
+    original = Inference.infer
+
+    def infer(self, chunks):
+        if len(chunks) > size:
+            raise MemoryError("batch_size (32) is probably too large (injected)")
+        return original(self, chunks)
+
+    monkeypatch.setattr(Inference, "infer", infer)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -13,7 +13,13 @@ import torch
 from pyannote.audio.utils.signal import binarize
 from pyannote.core import SlidingWindowFeature
 
-from conftest import ROOT, check_output_shape, shared_file, write_wav
+from conftest import (
+    ROOT,
+    check_output_shape,
+    segmentation_out_of_memory_over,
+    shared_file,
+    write_wav,
+)
 from diarization import AudioDecodeError, Diarizer, SpeakerCount, WeightsError, exact_embeddings
 from diarization.audio import decode_audio
 from diarization.ecapa_single_pass import SinglePassEcapa
@@ -501,18 +507,9 @@ def test_embedding_out_of_memory_at_batch_size_one_moves_to_the_cpu(diarizer, mo
 
 
 def test_segmentation_out_of_memory_retries_with_smaller_batches(diarizer, monkeypatch, caplog):
-    from pyannote.audio.core.inference import Inference
-
     waveform = np.random.default_rng(7).normal(0, 0.1, 8 * 16000).astype(np.float32)
     expected = diarizer.pipeline(waveform, 16000)
-    original = Inference.infer
-
-    def infer(self, chunks):
-        if len(chunks) > 2:
-            raise MemoryError("batch_size (32) is probably too large (injected)")
-        return original(self, chunks)
-
-    monkeypatch.setattr(Inference, "infer", infer)
+    segmentation_out_of_memory_over(monkeypatch, 2)
     got = diarizer.pipeline(waveform, 16000)
     assert "segmentation ran out of memory: retrying with batch size 2" in caplog.text
     assert got.turns == expected.turns

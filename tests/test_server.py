@@ -172,7 +172,7 @@ import sys
 sys.path.insert(0, {root!r})  # sitecustomize runs before the project is on sys.path
 import diarization.diarizer as d
 
-_original = d.Diarizer._diarize
+_original = d.Diarizer.diarize_waveform
 _calls = []
 
 
@@ -183,7 +183,7 @@ def _crash_once(self, *args, **kwargs):
     return _original(self, *args, **kwargs)
 
 
-d.Diarizer._diarize = _crash_once
+d.Diarizer.diarize_waveform = _crash_once
 """
 
 

@@ -15,7 +15,7 @@ import pytest
 import torch
 from pyannote.audio.core.inference import Inference
 
-from conftest import shared_file
+from conftest import segmentation_out_of_memory_over, shared_file
 from diarization import AudioDecodeError, InputError, SpeakerCount, audio
 from diarization.audio import AudioLimitError, DecodeLimits, decode_audio, open_audio
 from diarization.pyannote_pipeline import PyannotePipeline, load_models
@@ -116,6 +116,22 @@ def test_streamed_segmentation_is_stocks_to_the_bit(
     windows = len(expected.data)
     assert progress[-1] == {"completed": windows, "total": windows}
     assert all(step["completed"] < step["total"] for step in progress[:-1])
+
+
+def test_without_a_declared_duration_progress_comes_at_the_end(
+    pipeline, slow_ffmpeg, tmp_path, monkeypatch
+):
+    path = _encode(tmp_path, 30.0, ".mp3")
+    monkeypatch.setattr(pipeline._segmentation, "batch_size", 8)
+    progress = []
+    with torch.inference_mode(), open_audio(path) as decoding:
+        assert decoding.declared_duration_s == pytest.approx(30.0, abs=0.1)
+        decoding.declared_duration_s = None  # as a stream that does not say
+        got = slide_while_decoding(
+            pipeline._segmentation, decoding, lambda **kw: progress.append(kw)
+        )
+    # about 51 windows in batches of 8, and no guess of how many are to come
+    assert progress == [{"completed": len(got.data), "total": len(got.data)}]
 
 
 def test_samples_read_while_decoding_are_the_final_waveform(slow_ffmpeg, tmp_path):
@@ -269,14 +285,7 @@ def test_out_of_memory_while_decoding_retries_on_the_waveform(
 ):
     path = _encode(tmp_path, 12.0, ".mp3")
     expected = diarizer.pipeline(decode_audio(path), 16000)
-    original = Inference.infer
-
-    def infer(self, chunks):
-        if len(chunks) > 2:
-            raise MemoryError("batch_size (32) is probably too large (injected)")
-        return original(self, chunks)
-
-    monkeypatch.setattr(Inference, "infer", infer)
+    segmentation_out_of_memory_over(monkeypatch, 2)
     with open_audio(path) as decoding:
         got = diarizer.pipeline(decoding, 16000)
     assert "segmentation ran out of memory: retrying after the decoding" in caplog.text
