@@ -110,6 +110,8 @@ def test_progress_is_logged_per_stage(server):
     _, body = server.predict({"audio": data_uri(audio)})
     for stage in ("decode", "segmentation", "embeddings", "clustering", "postprocess"):
         assert f"stage {stage}:" in body["logs"]
+    # logged by the thread that collects ffmpeg's output (a stereo file: ffmpeg decodes it)
+    assert "s of audio in" in body["logs"] and "2 channels at 16000 Hz" in body["logs"]
     assert "embeddings: 100%" in body["logs"]
 
 
