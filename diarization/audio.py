@@ -245,7 +245,7 @@ class DecodingAudio:
     that reaches the end of the audio always learns that decoding failed.
     """
 
-    def __init__(self, path: Path, sample_rate: int, waveform: np.ndarray | None = None):
+    def __init__(self, path: Path | None, sample_rate: int, waveform: np.ndarray | None = None):
         self.path = path
         self.sample_rate = sample_rate
         #: Seconds the container claims (None: unknown, or not decoding any more).

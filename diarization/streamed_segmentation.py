@@ -45,7 +45,7 @@ def slide_while_decoding(
         hook: called as pyannote's inference calls it, with ``completed`` and
             ``total`` windows; ``total`` is estimated from the container's declared
             duration until the end of the audio is known (without one, the hook is
-            called once, at the end).
+            called once, at the end; it is exact for audio done decoding).
 
     Returns:
         (windows, frames, speakers) outputs, as ``inference.slide`` returns them on
@@ -67,8 +67,13 @@ def slide_while_decoding(
     step = round(inference.step * sample_rate)
     batch_size = inference.batch_size
     fix_reproducibility(inference.device)
-    declared = audio.declared_duration_s
-    estimate = max(1, int(declared * sample_rate - window) // step + 2) if declared else None
+    # the windows to come: exact once decoded, else from the container's claim
+    if audio.finished:
+        estimate = sum(_windows(len(audio.waveform()), window, step))
+    elif audio.declared_duration_s:
+        estimate = sum(_windows(int(audio.declared_duration_s * sample_rate), window, step))
+    else:
+        estimate = None
 
     def windows(first: int, count: int) -> torch.Tensor:
         # (count, 1, window) views of one copy of their samples, as stock's unfold
@@ -90,10 +95,9 @@ def slide_while_decoding(
 
     # the end: stock's last batch of whole windows, then the window padded with zeros
     num_samples = len(audio.waveform())
-    num_windows = (num_samples - window) // step + 1 if num_samples >= window else 0
+    num_windows, has_last = _windows(num_samples, window, step)
     if first < num_windows:
         outputs.append(inference.infer(windows(first, num_windows - first)))
-    has_last = num_samples < window or (num_samples - window) % step > 0
     if has_last:
         last = torch.from_numpy(audio.read(num_windows * step, num_samples))
         last = F.pad(last, (0, window - len(last)))[None, None]
@@ -103,3 +107,10 @@ def slide_while_decoding(
         hook(completed=total, total=total)
     frames = SlidingWindow(start=0.0, duration=inference.duration, step=inference.step)
     return SlidingWindowFeature(np.vstack(outputs), frames)
+
+
+def _windows(num_samples: int, window: int, step: int) -> tuple[int, bool]:
+    """(whole windows, whether a last one padded with zeros follows), as pyannote's
+    `Inference.slide` cuts `num_samples`."""
+    whole = (num_samples - window) // step + 1 if num_samples >= window else 0
+    return whole, num_samples < window or (num_samples - window) % step > 0

@@ -134,6 +134,38 @@ def test_without_a_declared_duration_progress_comes_at_the_end(
     assert progress == [{"completed": len(got.data), "total": len(got.data)}]
 
 
+def test_a_waveform_is_slid_over_the_same_way(pipeline, monkeypatch):
+    # the audio given decoded (a WAV read directly, a library call) takes the same
+    # path: pyannote's scores, exact progress, the file's waveform left as it was
+    from pyannote.audio.pipelines import SpeakerDiarization
+
+    from diarization import pyannote_stages
+
+    slid = []
+    original = pyannote_stages.slide_while_decoding
+    monkeypatch.setattr(
+        pyannote_stages,
+        "slide_while_decoding",
+        lambda inference, audio, hook: (
+            slid.append(audio.finished) or original(inference, audio, hook)
+        ),
+    )
+    monkeypatch.setattr(pipeline._segmentation, "batch_size", 16)
+    waveform = torch.from_numpy(decode_audio(SPEECH))[None]
+    file = {"waveform": waveform, "sample_rate": 16000}
+    progress = []
+    with torch.inference_mode():
+        got = pipeline.get_segmentations(file, lambda *args, **kw: progress.append(kw))
+        expected = SpeakerDiarization.get_segmentations(pipeline, file)
+    assert slid == [True] and file["waveform"] is waveform
+    np.testing.assert_array_equal(got.data, expected.data)
+    # batches of 16: each step says how many windows there are
+    windows = len(expected.data)
+    assert windows > 32
+    assert [step["completed"] for step in progress] == [*range(16, windows, 16), windows]
+    assert {step["total"] for step in progress} == {windows}
+
+
 def test_samples_read_while_decoding_are_the_final_waveform(slow_ffmpeg, tmp_path):
     path = _encode(tmp_path, 12.0, ".mp3")
     with open_audio(path) as decoding:
@@ -294,9 +326,14 @@ def test_out_of_memory_while_decoding_retries_on_the_waveform(
 
 
 @pytest.mark.gpu
-def test_on_a_gpu_streamed_segmentation_is_the_stages(random_weights, slow_ffmpeg, tmp_path):
-    # 256 windows a batch (GPU_SEGMENTATION_BATCH_SIZE), against the stage on the whole
-    # waveform put on the GPU (`_audio_on`)
+def test_on_a_gpu_streamed_segmentation_is_pyannotes_from_the_audio_there(
+    random_weights, slow_ffmpeg, tmp_path
+):
+    # 256 windows a batch (GPU_SEGMENTATION_BATCH_SIZE), against pyannote's stage on the
+    # whole waveform put on the GPU first (`_audio_on`), as the waveform was segmented
+    # before it went through `slide_while_decoding` too
+    from pyannote.audio.pipelines import SpeakerDiarization
+
     pipeline = load_models(random_weights, torch.device("cuda"))
     path = _encode(tmp_path, 140.0, ".mp3")
     with torch.inference_mode():
@@ -304,7 +341,11 @@ def test_on_a_gpu_streamed_segmentation_is_the_stages(random_weights, slow_ffmpe
             file = {"decoding": decoding, "sample_rate": 16000}
             got = pipeline.get_segmentations(file)
         assert file["waveform"].shape == (1, len(decoding.waveform()))
-        expected = pipeline.get_segmentations({"waveform": file["waveform"], "sample_rate": 16000})
+        from_waveform = pipeline.get_segmentations(dict(file))
+        there = pipeline._audio_on(dict(file), torch.device("cuda"))
+        assert there["waveform"].is_cuda
+        expected = SpeakerDiarization.get_segmentations(pipeline, there)
     assert got.data.shape == expected.data.shape
     assert got.data.shape[0] > 256  # more than one batch
     np.testing.assert_array_equal(got.data, expected.data)
+    np.testing.assert_array_equal(from_waveform.data, expected.data)
