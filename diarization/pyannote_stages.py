@@ -259,8 +259,10 @@ class FastSpeakerDiarization(StockSpeakerDiarization):
     @staticmethod
     def _audio_on(file, device: torch.device):
         """`file` with its in-memory audio on `device` when that is a GPU, for the
-        segmentation: pyannote's inference cuts its overlapping windows from the
-        audio it is given and copies each batch to the model's device, so from the
+        segmentation's retry out of memory (`slide_while_decoding` copies each batch's
+        span instead, 8 MB for 256 windows): pyannote's inference cuts its
+        overlapping windows from the audio it is given and copies each batch to the
+        model's device, so from the
         host a batch of 256 five-second windows is 82 MB gathered and copied for
         every 8 MB of new audio; from the GPU nothing is copied after the audio
         (1 hour: 230 MB once instead of 2.3 GB). The windows' values are the same.

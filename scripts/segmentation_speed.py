@@ -5,9 +5,10 @@ do not depend on the others of its batch, so the batch size is free: this runs t
 pipeline's segmentation stage on the same audio at each batch size (after a warm-up,
 fp32 with TF32 off, as pyannote runs it) and prints its seconds and the largest
 score difference from batch size 32, and how many speaker decisions (score above
-the pipeline's threshold) differ from 32's. On a GPU the pipeline puts the audio
-there once (`FastSpeakerDiarization._audio_on`); `--host-audio` adds, for each batch
-size, a row of pyannote's own stage, which copies every batch of windows from the host.
+the pipeline's threshold) differ from 32's. On a GPU the pipeline copies each
+batch's span of audio there and cuts its windows there (`streamed_segmentation`);
+`--host-audio` adds, for each batch size, a row of pyannote's own stage, which copies
+every batch of windows from the host.
 
     python scripts/segmentation_speed.py                   # the GPU if there is one
     python scripts/segmentation_speed.py --device cpu --minutes 2 --batch 32 128
