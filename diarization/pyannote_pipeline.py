@@ -418,15 +418,15 @@ class PyannotePipeline:
                 captured[step] = artifact
             timer(step, completed, total)
 
-        if isinstance(waveform, DecodingAudio) and not waveform.finished:
-            if isinstance(self._pipeline, FastSpeakerDiarization):
-                file = {"decoding": waveform, "sample_rate": sample_rate, "uri": "audio"}
-            else:
-                file = _waveform_file(waveform.waveform(), sample_rate)
+        decoding = isinstance(waveform, DecodingAudio)
+        if (
+            decoding
+            and not waveform.finished
+            and isinstance(self._pipeline, FastSpeakerDiarization)
+        ):
+            file = {"decoding": waveform, "sample_rate": sample_rate, "uri": "audio"}
         else:
-            if isinstance(waveform, DecodingAudio):
-                waveform = waveform.waveform()
-            file = _waveform_file(waveform, sample_rate)
+            file = _waveform_file(waveform.waveform() if decoding else waveform, sample_rate)
         with torch.inference_mode(), warnings.catch_warnings():
             # pyannote warns when the count it finds is outside the bounds asked
             # for (too little audio); the result still says how many it found.

@@ -242,7 +242,7 @@ class FastSpeakerDiarization(StockSpeakerDiarization):
         """`slide_while_decoding`, or None where it cannot run (the waveform then goes
         to the stock inference, which retries out of memory with smaller batches)."""
         inference = self._segmentation
-        if not streams(inference) or audio.sample_rate != inference.model.audio.sample_rate:
+        if not streams(inference, audio):
             return None
         if hook is not None:
             hook = functools.partial(hook, "segmentation", None)

@@ -22,15 +22,16 @@ from pyannote.core import SlidingWindow, SlidingWindowFeature
 from diarization.audio import DecodingAudio
 
 
-def streams(inference: Inference) -> bool:
-    """Whether `slide_while_decoding` computes what `inference` computes on a file:
-    windows without aggregation (as the diarization pipeline slides its segmentation
-    model) of a model with one output."""
+def streams(inference: Inference, audio: DecodingAudio) -> bool:
+    """Whether `slide_while_decoding` computes what `inference` computes on `audio`'s
+    waveform: windows without aggregation (as the diarization pipeline slides its
+    segmentation model) of a model with one output, on audio at the model's rate."""
     specifications = inference.model.specifications
     return (
         inference.window == "sliding"
         and inference.skip_aggregation
         and not isinstance(specifications, tuple)
+        and audio.sample_rate == inference.model.audio.sample_rate
     )
 
 
@@ -40,7 +41,7 @@ def slide_while_decoding(
     """`inference` on `audio`'s mono samples, each batch run once they are decoded.
 
     Args:
-        inference: a sliding-window inference for which `streams` holds.
+        inference: a sliding-window inference for which `streams` holds on `audio`.
         audio: the audio being decoded, at the model's sample rate.
         hook: called as pyannote's inference calls it, with ``completed`` and
             ``total`` windows; ``total`` is estimated from the container's declared
@@ -57,7 +58,7 @@ def slide_while_decoding(
         MemoryError: out of memory on the GPU (from pyannote's `Inference.infer`).
     """
     sample_rate = inference.model.audio.sample_rate
-    if audio.sample_rate != sample_rate or not streams(inference):
+    if not streams(inference, audio):
         raise ValueError(
             f"cannot slide this inference over audio at {audio.sample_rate} Hz while it "
             f"decodes (model at {sample_rate} Hz, window={inference.window!r}, "
