@@ -349,3 +349,15 @@ def test_on_a_gpu_streamed_segmentation_is_pyannotes_from_the_audio_there(
     assert got.data.shape[0] > 256  # more than one batch
     np.testing.assert_array_equal(got.data, expected.data)
     np.testing.assert_array_equal(from_waveform.data, expected.data)
+
+
+def test_an_uninstantiated_pipeline_refuses_audio_being_decoded(pipeline, tmp_path):
+    # as pyannote's own call refuses a waveform, before anything runs
+    from diarization.pyannote_stages import FastSpeakerDiarization
+
+    fresh = FastSpeakerDiarization(pipeline._segmentation.model, pipeline._embedding)
+    with open_audio(_encode(tmp_path, 2.0, ".mp3")) as decoding:
+        file = {"decoding": decoding, "sample_rate": 16000, "uri": "x"}
+        with pytest.raises(RuntimeError, match="instantiate"):
+            fresh(file)
+        assert file["decoding"] is decoding  # nothing read it
